@@ -6,6 +6,8 @@
 //! behaviour: no KVM, no I/O, no policy. It is shared by the hypervisor, the
 //! XenStore daemon, the backends and the toolstack.
 
+pub mod xs_wire;
+
 use std::fmt;
 
 /// A Xen domain id (`domid_t`, `xen/include/public/xen.h`).
