@@ -6,6 +6,20 @@
 //! behaviour: no KVM, no I/O, no policy. It is shared by the hypervisor, the
 //! XenStore daemon, the backends and the toolstack.
 
+pub mod arch_x86;
+pub mod elfnote;
+pub mod errno;
+pub mod event_channel;
+pub mod features;
+pub mod grant_table;
+pub mod hvm;
+pub mod io;
+pub mod layout;
+pub mod memory;
+pub mod sched;
+pub mod vcpu;
+pub mod version;
+pub mod xen;
 pub mod xs_wire;
 
 use std::fmt;

@@ -1,0 +1,4 @@
+//! Split-driver I/O interfaces, `xen/include/public/io/`.
+
+pub mod console;
+pub mod ring;
