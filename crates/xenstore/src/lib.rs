@@ -25,3 +25,6 @@ pub mod wire;
 
 pub use store::{ConnId, Store};
 pub use wire::{Errno, Frame};
+
+#[cfg(test)]
+mod tests;
