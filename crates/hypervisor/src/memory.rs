@@ -1,0 +1,153 @@
+//! Guest memory: one memfd holding every range of the [`MemoryLayout`],
+//! mapped into this process as a vm-memory `GuestMemoryMmap`.
+//!
+//! The memfd is what makes rxen's zero-copy plumbing possible: xenstored and
+//! the PV backends receive the fd and map the guest pages they need (the
+//! XenStore ring, granted pages) instead of copying through this process.
+
+use std::fs::File;
+use std::os::fd::FromRawFd;
+
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
+
+use crate::layout::{GuestRange, MemoryLayout};
+
+/// Errors of [`GuestRam::new`].
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// `memfd_create` failed.
+    #[error("creating the guest memory memfd failed")]
+    CreateMemfd(#[source] std::io::Error),
+    /// Sizing the memfd failed.
+    #[error("sizing the guest memory memfd to {size:#x} bytes failed")]
+    SizeMemfd {
+        /// The size asked for.
+        size: u64,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Duplicating the fd for a region failed.
+    #[error("duplicating the guest memory fd failed")]
+    CloneFd(#[source] std::io::Error),
+    /// Mapping the ranges failed.
+    #[error("mapping guest memory failed")]
+    Map(#[source] vm_memory::mmap::FromRangesError),
+}
+
+/// A guest's RAM: the memfd and its mapping.
+#[derive(Debug)]
+pub struct GuestRam {
+    layout: MemoryLayout,
+    memfd: File,
+    mem: GuestMemoryMmap,
+}
+
+impl GuestRam {
+    /// Create the memfd (named `name` for /proc/PID/maps) and map every
+    /// range of `layout` from it. The pages read as zero until written.
+    pub fn new(name: &str, layout: MemoryLayout) -> Result<Self, MemoryError> {
+        let memfd = create_memfd(name)?;
+        let size = layout.file_size();
+        memfd
+            .set_len(size)
+            .map_err(|source| MemoryError::SizeMemfd { size, source })?;
+        let mut ranges = Vec::new();
+        for r in layout.ranges() {
+            let f = memfd.try_clone().map_err(MemoryError::CloneFd)?;
+            ranges.push((
+                GuestAddress(r.addr),
+                r.size as usize,
+                Some(FileOffset::new(f, r.file_offset)),
+            ));
+        }
+        let mem = GuestMemoryMmap::from_ranges_with_files(ranges).map_err(MemoryError::Map)?;
+        Ok(Self { layout, memfd, mem })
+    }
+
+    /// The layout this memory follows.
+    pub fn layout(&self) -> &MemoryLayout {
+        &self.layout
+    }
+
+    /// The guest memory, for loading and for hypercall argument access.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    /// The memfd, to hand to xenstored and backends (they map
+    /// [`GuestRange::file_offset`]-relative pages).
+    pub fn memfd(&self) -> &File {
+        &self.memfd
+    }
+
+    /// The ranges, for KVM memory slots and for peers mapping the memfd.
+    pub fn ranges(&self) -> Vec<GuestRange> {
+        self.layout.ranges()
+    }
+}
+
+fn create_memfd(name: &str) -> Result<File, MemoryError> {
+    let cname = std::ffi::CString::new(name.replace('\0', "_")).expect("NULs were replaced");
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the
+    // call; memfd_create has no other memory-safety preconditions.
+    let fd =
+        unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(MemoryError::CreateMemfd(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by memfd_create, is valid and owned by
+    // nothing else; the File takes sole ownership.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use vm_memory::{Bytes, GuestMemoryBackend};
+
+    #[test]
+    fn memfd_backs_every_range() {
+        let layout = MemoryLayout::new(64 << 20).unwrap();
+        let ram = GuestRam::new("rxen-test", layout).unwrap();
+        assert_eq!(ram.memfd().metadata().unwrap().len(), layout.file_size());
+        assert_eq!(ram.memory().num_regions(), 2);
+
+        // A write through the mapping is visible through the fd at the
+        // range's file offset: what another process mapping the fd sees.
+        let special = ram.ranges()[1];
+        ram.memory()
+            .write_slice(b"ring", GuestAddress(special.addr + 8))
+            .unwrap();
+        let mut buf = [0u8; 4];
+        // SAFETY: test-only pread into a local buffer of the stated length.
+        let n = unsafe {
+            libc::pread(
+                ram.memfd().as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                (special.file_offset + 8) as libc::off_t,
+            )
+        };
+        assert_eq!(n, 4);
+        assert_eq!(&buf, b"ring");
+
+        // Addresses in the MMIO hole outside the special pages are unmapped.
+        assert!(
+            ram.memory()
+                .write_slice(b"x", GuestAddress(0xd000_0000))
+                .is_err()
+        );
+        assert!(
+            ram.memory()
+                .write_slice(b"x", GuestAddress((64 << 20) - 1))
+                .is_ok()
+        );
+        assert!(
+            ram.memory()
+                .write_slice(b"xy", GuestAddress((64 << 20) - 1))
+                .is_err()
+        );
+    }
+}
