@@ -137,9 +137,9 @@ impl Client {
     /// Gives up the client and returns the raw stream, for a domain process
     /// that relays a guest ring after [`Client::attach_domain`]. Fails if
     /// bytes from the daemon are already buffered.
-    pub fn into_stream(self) -> std::result::Result<UnixStream, Client> {
+    pub fn into_stream(self) -> std::result::Result<UnixStream, Box<Client>> {
         if self.in_pos < self.inbuf.len() || self.dec.is_mid_frame() || !self.events.is_empty() {
-            return Err(self);
+            return Err(Box::new(self));
         }
         Ok(self.stream)
     }

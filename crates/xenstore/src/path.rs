@@ -51,10 +51,8 @@ pub fn canonicalize(
     } else {
         s.to_string()
     };
-    if path.starts_with('/') {
-        if (path.len() > 1 && path.ends_with('/')) || path.contains("//") {
-            return Err(Errno::EINVAL);
-        }
+    if path.starts_with('/') && ((path.len() > 1 && path.ends_with('/')) || path.contains("//")) {
+        return Err(Errno::EINVAL);
     }
     if path.len() > XENSTORE_ABS_PATH_MAX {
         return Err(Errno::EINVAL);
