@@ -1,0 +1,163 @@
+//! `xl`: rxen's toolstack command, with Xen's xl syntax (`xl [-vfNtT] <subcommand>
+//! [args]`). This file is xl's `xl.c`: global options, dispatch and `help`; the
+//! subcommands are in [`cmdtable`], one module per area as in Xen's `tools/xl/`.
+
+mod cmdtable;
+mod getopt;
+mod vmcontrol;
+
+use std::process::ExitCode;
+
+use getopt::{OptSpec, Ordering, getopt};
+
+/// The global options, which come before the subcommand.
+const GLOBAL_OPTIONS: &[OptSpec] = &[
+    OptSpec {
+        short: Some('v'),
+        long: None,
+        arg: None,
+        help: "Verbose (repeat for more).",
+    },
+    OptSpec {
+        short: Some('f'),
+        long: None,
+        arg: None,
+        help: "Force execution.",
+    },
+    OptSpec {
+        short: Some('N'),
+        long: None,
+        arg: None,
+        help: "Dry run: do not actually execute the command.",
+    },
+    OptSpec {
+        short: Some('t'),
+        long: None,
+        arg: None,
+        help: "Overwrite progress messages with carriage returns.",
+    },
+    OptSpec {
+        short: Some('T'),
+        long: None,
+        arg: None,
+        help: "Include timestamps and the pid of xl in messages.",
+    },
+];
+
+/// The global options given.
+#[derive(Debug, Default)]
+pub struct Globals {
+    /// `-v` count.
+    pub verbose: usize,
+    /// `-N`.
+    pub dryrun: bool,
+    /// `-f`.
+    pub force: bool,
+    /// `-t`.
+    pub progress_use_cr: bool,
+    /// `-T`.
+    pub timestamps: bool,
+}
+
+fn main() -> ExitCode {
+    let mut args = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        match a.into_string() {
+            Ok(s) => args.push(s),
+            Err(a) => {
+                eprintln!("xl: argument {a:?} is not valid UTF-8");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let m = match getopt(&args, GLOBAL_OPTIONS, Ordering::RequireOrder) {
+        Ok(m) => m,
+        Err(_) => {
+            eprintln!("unknown global option");
+            return ExitCode::FAILURE;
+        }
+    };
+    let g = Globals {
+        verbose: m.count('v'),
+        dryrun: m.has('N'),
+        force: m.has('f'),
+        progress_use_cr: m.has('t'),
+        timestamps: m.has('T'),
+    };
+    init_logging(&g);
+
+    let Some((cmd, rest)) = m.operands.split_first() else {
+        help(None);
+        return ExitCode::FAILURE;
+    };
+    if let Some(spec) = cmdtable::lookup(cmd) {
+        if g.dryrun && !spec.can_dryrun {
+            eprintln!("command does not implement -N (dryrun) option");
+            return ExitCode::FAILURE;
+        }
+        ExitCode::from((spec.run)(&g, rest))
+    } else if cmd == "help" {
+        help(rest.first().map(String::as_str));
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("command not implemented");
+        ExitCode::FAILURE
+    }
+}
+
+fn init_logging(g: &Globals) {
+    let level = match g.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if g.timestamps {
+        builder.init();
+    } else {
+        builder.without_time().init();
+    }
+}
+
+/// `xl help [command]`: the list of subcommands, or one command's usage and options.
+pub fn help(command: Option<&str>) {
+    match command {
+        None | Some("help") => {
+            let mut s = String::from(
+                "Usage xl [-vfNtT] <subcommand> [args]\n\nxl full list of subcommands:\n\n",
+            );
+            for c in cmdtable::CMD_TABLE {
+                s.push_str(&format!(" {:<19} ", c.name));
+                if c.name.len() > 19 {
+                    s.push_str(&format!("\n {:<19} ", ""));
+                }
+                s.push_str(c.desc);
+                s.push('\n');
+            }
+            print!("{s}");
+        }
+        Some(name) => match cmdtable::lookup(name) {
+            Some(c) => {
+                let mut s = format!(
+                    "Usage: xl [-vtT{}{}] {} {}\n\n{}.\n\n",
+                    if c.modifies { "f" } else { "" },
+                    if c.can_dryrun { "N" } else { "" },
+                    c.name,
+                    c.usage,
+                    c.desc
+                );
+                if !c.options.is_empty() {
+                    s.push_str("Options:\n\n");
+                    s.push_str(&cmdtable::render_options(c.options));
+                    s.push('\n');
+                }
+                print!("{s}");
+            }
+            None => println!("command \"{name}\" not implemented"),
+        },
+    }
+}
