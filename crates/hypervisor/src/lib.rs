@@ -12,3 +12,4 @@
 pub mod boot;
 pub mod layout;
 pub mod memory;
+pub mod xen;
