@@ -10,6 +10,7 @@
 //! connect to.
 
 pub mod boot;
+pub mod cpuid;
 pub mod layout;
 pub mod memory;
 pub mod xen;
