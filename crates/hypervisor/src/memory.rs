@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::fd::FromRawFd;
 
-use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::layout::{GuestRange, MemoryLayout};
 
@@ -33,6 +33,20 @@ pub enum MemoryError {
     /// Mapping the ranges failed.
     #[error("mapping guest memory failed")]
     Map(#[source] vm_memory::mmap::FromRangesError),
+    /// A mapped range has no host address.
+    #[error("guest range at {0:#x} has no host mapping")]
+    HostAddress(u64),
+    /// `KVM_SET_USER_MEMORY_REGION` failed.
+    #[error("registering guest range {slot} at {addr:#x} with KVM failed")]
+    KvmSlot {
+        /// Slot number.
+        slot: u32,
+        /// Guest address of the range.
+        addr: u64,
+        /// The failure.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
 }
 
 /// A guest's RAM: the memfd and its mapping.
@@ -84,6 +98,39 @@ impl GuestRam {
     /// The ranges, for KVM memory slots and for peers mapping the memfd.
     pub fn ranges(&self) -> Vec<GuestRange> {
         self.layout.ranges()
+    }
+
+    /// Give every range to `vm` as a memory slot (slots 0, 1, ...).
+    ///
+    /// # Safety
+    /// KVM keeps using the host mappings after this returns: the caller
+    /// must keep `self` alive (not dropped, not unmapped) for as long as
+    /// `vm` exists.
+    pub unsafe fn register_with_kvm(&self, vm: &kvm_ioctls::VmFd) -> Result<(), MemoryError> {
+        for (slot, r) in self.ranges().iter().enumerate() {
+            let host = self
+                .mem
+                .get_host_address(GuestAddress(r.addr))
+                .map_err(|_| MemoryError::HostAddress(r.addr))?;
+            let region = kvm_bindings::kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: r.addr,
+                memory_size: r.size,
+                userspace_addr: host as u64,
+            };
+            // SAFETY: `host` is the start of this range's mapping of
+            // `r.size` bytes (one vm-memory region per range); the caller
+            // guarantees the mapping outlives the VM.
+            unsafe { vm.set_user_memory_region(region) }.map_err(|source| {
+                MemoryError::KvmSlot {
+                    slot: slot as u32,
+                    addr: r.addr,
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 }
 
