@@ -425,6 +425,7 @@ impl Notes<'_> {
     }
 
     fn devices(&mut self, c: &DomainConfig, sources: &xl_config::SourceMap) {
+        let mut vdevs = std::collections::BTreeSet::new();
         for (i, d) in c.disks.iter().enumerate() {
             let at = sources
                 .disks
@@ -440,6 +441,12 @@ impl Notes<'_> {
                     message: format!("disk {vdev}: {msg}"),
                 })
             };
+            if !vdevs.insert(vdev) {
+                note(
+                    NoticeKind::Blocking,
+                    "another disk has the same vdev".to_owned(),
+                );
+            }
             if !matches!(d.format, DiskFormat::Raw | DiskFormat::Empty) {
                 note(
                     NoticeKind::Blocking,
@@ -477,12 +484,21 @@ impl Notes<'_> {
                 );
             }
         }
+        let mut devids = std::collections::BTreeSet::new();
         for (i, nic) in c.nics.iter().enumerate() {
             let at = sources
                 .nics
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| self.at("vif"));
+            if !devids.insert(nic.devid) {
+                self.notices.push(Notice {
+                    at: at.clone(),
+                    key: "vif".to_owned(),
+                    kind: NoticeKind::Blocking,
+                    message: format!("vif {}: another vif has the same devid", nic.devid),
+                });
+            }
             let mut note = |what: &str, reason: &str| {
                 self.notices.push(Notice {
                     at: at.clone(),
@@ -491,7 +507,7 @@ impl Notes<'_> {
                     message: format!("vif {}: {what} will not be honoured: {reason}", nic.devid),
                 })
             };
-            if nic.model.is_some() || nic.nictype != xl_config::NicType::Unknown {
+            if nic.model.is_some() || nic.nictype == xl_config::NicType::VifIoemu {
                 note(
                     "model/type",
                     "rxen provides PV network interfaces only, no emulated NIC",
@@ -647,6 +663,20 @@ mod tests {
         assert!(l.contains(&"NotHonoured t.cfg:6:42: vif 1: model/type will not be honoured: rxen provides PV network interfaces only, no emulated NIC".to_owned()));
         assert!(l.contains(&"NotHonoured t.cfg:6:42: vif 1: rate will not be honoured: rxen's network backend does not limit rates".to_owned()));
         assert_eq!(l.len(), 7, "{l:#?}");
+    }
+
+    #[test]
+    fn duplicate_devices_are_refused() {
+        let p = plan(
+            "name='g'\ntype='pvh'\nkernel='/k'\ndisk=['/a,,xvda', '/b,,xvda']\nvif=['', 'devid=0']\n",
+        );
+        assert_eq!(
+            lines(&p),
+            [
+                "Blocking t.cfg:4:19: disk xvda: another disk has the same vdev",
+                "Blocking t.cfg:5:10: vif 0: another vif has the same devid",
+            ]
+        );
     }
 
     #[test]

@@ -195,6 +195,25 @@ pub fn build_domain_config(
     topology: &CpuTopology,
     warnings: &mut Vec<Warning>,
 ) -> Result<ParsedConfig, DomainConfigError> {
+    let first_new = warnings.len();
+    let result = build(settings, source_name, topology, warnings);
+    // In the order of the configuration, the main source first.
+    warnings[first_new..].sort_by_key(|w| {
+        (
+            w.at.source != source_name,
+            w.at.line,
+            w.at.column.unwrap_or(0),
+        )
+    });
+    result
+}
+
+fn build(
+    settings: &Settings,
+    source_name: &str,
+    topology: &CpuTopology,
+    warnings: &mut Vec<Warning>,
+) -> Result<ParsedConfig, DomainConfigError> {
     let mut b = Builder {
         r: Reader {
             settings,
@@ -1173,7 +1192,6 @@ impl Builder<'_, '_> {
                 "opengl" => vfb.sdl.opengl = Some(number(BOOLEAN)? != 0),
                 "display" => vfb.sdl.display = Some(value.to_owned()),
                 "xauthority" => vfb.sdl.xauthority = Some(value.to_owned()),
-                "backend" => vfb.backend_domname = Some(value.to_owned()),
                 _ => self.warn(&at, format!("vfb: ignoring unknown parameter `{key}'")),
             }
         }
@@ -1305,6 +1323,10 @@ impl Builder<'_, '_> {
         let TypeInfo::Hvm(mut h) = std::mem::take(&mut self.c.b_info.u) else {
             unreachable!("checked above");
         };
+        if self.r.settings.get("vga").is_some() && self.r.get("stdvga").is_some() {
+            let at = self.r.location("stdvga").expect("stdvga is set");
+            self.warn(&at, "ignoring stdvga= in favour of vga=");
+        }
         let r = &mut self.r;
         if let Some(a) = r.atom("vga")? {
             h.vga.kind = match a.text.as_str() {
@@ -1445,7 +1467,7 @@ impl Builder<'_, '_> {
                 Some(KeyKind::Read { applies_to }) => self.warn(
                     &at,
                     format!(
-                        "parameter `{name}' ignored: it applies to {applies_to}, and this is a{} {} guest",
+                        "parameter `{name}' ignored (it applies to {applies_to}; this is a{} {} guest)",
                         if self.kind() == DomainType::Hvm { "n" } else { "" },
                         self.kind().name().to_uppercase()
                     ),

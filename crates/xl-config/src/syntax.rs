@@ -505,18 +505,22 @@ impl<'a> Lexer<'a> {
 
     /// One backslash escape, the backslash already consumed (`libxlu_cfg.c` dequote).
     fn escape(&mut self, out: &mut String, at: Location) -> Result<(), SyntaxError> {
-        let bad = |lexer: &Self, detail: &str| SyntaxError::Escape {
+        // The escape as written: the backslash and `len` characters (within the line).
+        let bad = |lexer: &Self, len: usize, detail: &str| SyntaxError::Escape {
             at: at.clone(),
-            near: {
-                let start = lexer.pos.saturating_sub(1);
-                let mut s = String::from("\\");
-                s.extend(lexer.chars[start..].iter().skip(1).take(3));
-                s
-            },
+            near: std::iter::once('\\')
+                .chain(
+                    lexer.chars[lexer.pos..]
+                        .iter()
+                        .copied()
+                        .take_while(|c| *c != '\n')
+                        .take(len),
+                )
+                .collect(),
             detail: detail.to_owned(),
         };
         let c = match self.peek(0) {
-            None | Some('\n') => return Err(bad(self, "backslash at the end of the line")),
+            None | Some('\n') => return Err(bad(self, 0, "backslash at the end of the line")),
             Some(c) => c,
         };
         let simple = match c {
@@ -541,6 +545,7 @@ impl<'a> Lexer<'a> {
             _ => {
                 return Err(bad(
                     self,
+                    1,
                     "invalid character after backslash in quoted string",
                 ));
             }
@@ -556,6 +561,7 @@ impl<'a> Lexer<'a> {
             let base = if radix == 16 { "hex" } else { "octal" };
             return Err(bad(
                 self,
+                1 + max,
                 &format!(
                     "invalid digit after backslash {base} numerical character escape in quoted string"
                 ),
@@ -565,6 +571,7 @@ impl<'a> Lexer<'a> {
         if value == 0 || value > 0x7f {
             return Err(bad(
                 self,
+                skip + digits.len(),
                 "numerical character escape must give an ASCII character other than NUL",
             ));
         }
@@ -789,7 +796,7 @@ mod tests {
         let s = parse(r"b = 'it\'s'").unwrap();
         assert_eq!(atom(&s, "b"), "it's");
         assert!(err(r#"a = "\q""#).contains(
-            "t.cfg:1:6: config parsing error near `\\q\"': invalid character after backslash"
+            "t.cfg:1:6: config parsing error near `\\q': invalid character after backslash"
         ));
         assert!(err(r#"a = "\xg1""#).contains("invalid digit after backslash hex"));
     }
