@@ -18,14 +18,18 @@
 //! 0x1_0000_0000 ..              RAM above 4 GiB (memory beyond 3 GiB)
 //! ```
 //!
-//! The shared-info page, the hypercall page, vcpu_info areas and grant-table
-//! frames are not here: the guest picks frames of its own RAM for them
+//! The shared-info page, the hypercall page and vcpu_info areas are not
+//! here: the guest picks frames of its own RAM for them
 //! (`XENMEM_add_to_physmap`, the hypercall MSR, `VCPUOP_register_vcpu_info`)
-//! and the hypervisor records where they are.
+//! and the hypervisor records where they are. Grant-table frames are placed
+//! by the guest too: in its RAM, or (Linux PVH with
+//! `CONFIG_XEN_UNPOPULATED_ALLOC`) at free guest-physical addresses outside
+//! RAM, where the domain process maps pages of the grant area on demand.
 //!
-//! Every range lives in one memfd, in address order: low RAM (with the
-//! reserved low hole), then the special pages, then RAM above 4 GiB. Other
-//! processes (xenstored, backends) map guest pages from that fd.
+//! Every range lives in one memfd, in this order: low RAM (with the
+//! reserved low hole), the special pages, RAM above 4 GiB, then the grant
+//! area ([`GRANT_AREA_FRAMES`] pages, not mapped until the guest places a
+//! frame). Other processes (xenstored, backends) map guest pages from that fd.
 
 use xen_abi::memory::{E820_RAM, E820_RESERVED, E820Entry};
 
@@ -63,6 +67,15 @@ pub const SPECIAL_PFN_XENSTORE: u64 = SPECIAL_PFN_START + 4;
 pub const SPECIAL_PFN_CONSOLE: u64 = SPECIAL_PFN_START + 7;
 /// Start of RAM above 4 GiB.
 pub const RAM_ABOVE_4G_START: u64 = 1 << 32;
+
+/// Pages reserved in the memfd for grant frames placed outside RAM
+/// (Xen's default `max_grant_frames`).
+pub const GRANT_AREA_FRAMES: u64 = 64;
+/// Guest-physical addresses at or above this are never used (40 bits, the
+/// least any x86-64 host KVM offers).
+pub const MAX_GUEST_PHYS: u64 = 1 << 40;
+/// The I/O APIC's default page, kept free although no I/O APIC exists.
+pub const IOAPIC_ADDR: u64 = 0xfec0_0000;
 
 /// The smallest guest rxen boots: room for a kernel at 16 MiB and more.
 pub const MIN_MEMORY: u64 = 32 << 20;
@@ -168,9 +181,48 @@ impl MemoryLayout {
         v
     }
 
-    /// Size of the memfd holding every range.
+    /// Size of the memfd holding every range and the grant area.
     pub fn file_size(&self) -> u64 {
+        self.grant_area_offset() + GRANT_AREA_FRAMES * PAGE_SIZE
+    }
+
+    /// Offset in the memfd of the grant area (frame `i` at `+ i * 4096`).
+    pub fn grant_area_offset(&self) -> u64 {
         self.low_end + SPECIAL_PAGES * PAGE_SIZE + self.high_size
+    }
+
+    /// Offset in the memfd of guest-physical `gpa`, if a range maps it.
+    pub fn file_offset_of(&self, gpa: u64) -> Option<u64> {
+        self.ranges()
+            .iter()
+            .find(|r| gpa >= r.addr && gpa - r.addr < r.size)
+            .map(|r| r.file_offset + (gpa - r.addr))
+    }
+
+    /// Whether the page at `gpa` is RAM the guest owns (in the memory map
+    /// as RAM), as opposed to reserved, special or unmapped.
+    pub fn is_ram_page(&self, gpa: u64) -> bool {
+        self.memory_map().iter().any(|e| {
+            e.kind == E820_RAM
+                && gpa >= e.addr
+                && gpa
+                    .checked_add(PAGE_SIZE)
+                    .is_some_and(|end| end <= e.addr + e.size)
+        })
+    }
+
+    /// Whether the page at `gpa` is free guest-physical space: no range,
+    /// no local or I/O APIC, below [`MAX_GUEST_PHYS`]. Grant frames placed
+    /// outside RAM must land on such pages.
+    pub fn is_free_page(&self, gpa: u64) -> bool {
+        if gpa % PAGE_SIZE != 0 || gpa >= MAX_GUEST_PHYS {
+            return false;
+        }
+        let end = gpa + PAGE_SIZE;
+        let overlaps = |a: u64, len: u64| gpa < a + len && a < end;
+        !self.ranges().iter().any(|r| overlaps(r.addr, r.size))
+            && !overlaps(LAPIC_ADDR, PAGE_SIZE)
+            && !overlaps(IOAPIC_ADDR, PAGE_SIZE)
     }
 
     /// The guest's memory map (e820 types), sorted, for `hvm_start_info`
@@ -237,7 +289,11 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].addr, 0xfeff_8000);
         assert_eq!(r[1].file_offset, 256 << 20);
-        assert_eq!(l.file_size(), (256 << 20) + 8 * 4096);
+        assert_eq!(
+            l.file_size(),
+            (256 << 20) + 8 * 4096 + GRANT_AREA_FRAMES * 4096
+        );
+        assert_eq!(l.grant_area_offset(), (256 << 20) + 8 * 4096);
         // RAM offered = memory minus the legacy hole.
         assert_eq!(l.usable_ram(), (256 << 20) - (HIGH_RAM_START - LOW_RAM_END));
         assert_eq!(SPECIAL_PFN_XENSTORE, 0xfeffc);
@@ -273,6 +329,36 @@ mod tests {
         assert!(start > LAPIC_ADDR + 0x1000);
         assert!(start + SPECIAL_PAGES * PAGE_SIZE <= 1 << 32);
         assert!(start >= MMIO_HOLE_START);
+    }
+
+    #[test]
+    fn page_classification() {
+        let l = MemoryLayout::new(4 << 30).unwrap();
+        assert!(l.is_ram_page(0x1000));
+        assert!(!l.is_ram_page(0xe_0000), "legacy hole");
+        assert!(l.is_ram_page((3 << 30) - PAGE_SIZE));
+        assert!(!l.is_ram_page(3 << 30));
+        assert!(l.is_ram_page(1 << 32));
+        assert!(!l.is_ram_page(u64::MAX - 10));
+        assert!(l.is_free_page(3 << 30), "MMIO hole");
+        assert!(!l.is_free_page(LAPIC_ADDR));
+        assert!(!l.is_free_page(IOAPIC_ADDR));
+        assert!(!l.is_free_page(SPECIAL_PFN_CONSOLE * PAGE_SIZE));
+        assert!(!l.is_free_page(0x1000), "RAM");
+        assert!(!l.is_free_page((3 << 30) + 1), "unaligned");
+        assert!(l.is_free_page((5 << 30) + 0x1000), "above RAM");
+        assert!(!l.is_free_page(MAX_GUEST_PHYS));
+        assert!(!l.is_free_page(u64::MAX & !0xfff));
+        assert_eq!(l.file_offset_of(0x1234), Some(0x1234));
+        assert_eq!(
+            l.file_offset_of(SPECIAL_PFN_START * PAGE_SIZE + 5),
+            Some((3 << 30) + 5)
+        );
+        assert_eq!(
+            l.file_offset_of((1 << 32) + 7),
+            Some((3 << 30) + 8 * 4096 + 7)
+        );
+        assert_eq!(l.file_offset_of(3 << 30), None);
     }
 
     #[test]

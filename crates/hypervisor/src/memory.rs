@@ -8,9 +8,13 @@
 use std::fs::File;
 use std::os::fd::FromRawFd;
 
-use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, MmapRegion};
 
-use crate::layout::{GuestRange, MemoryLayout};
+use crate::layout::{GRANT_AREA_FRAMES, GuestRange, MemoryLayout, PAGE_SIZE};
+
+/// KVM slot of grant frame `idx` placed outside RAM: `GRANT_SLOT_BASE + idx`
+/// (slots below it hold the layout's ranges).
+pub const GRANT_SLOT_BASE: u32 = 8;
 
 /// Errors of [`GuestRam::new`].
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,12 @@ pub enum MemoryError {
     /// Mapping the ranges failed.
     #[error("mapping guest memory failed")]
     Map(#[source] vm_memory::mmap::FromRangesError),
+    /// Mapping the grant area failed.
+    #[error("mapping the grant area failed")]
+    MapGrantArea(#[source] vm_memory::mmap::MmapRegionError),
+    /// A grant frame index is beyond the grant area.
+    #[error("grant frame {0} is beyond the grant area")]
+    GrantFrame(u32),
     /// A mapped range has no host address.
     #[error("guest range at {0:#x} has no host mapping")]
     HostAddress(u64),
@@ -55,6 +65,7 @@ pub struct GuestRam {
     layout: MemoryLayout,
     memfd: File,
     mem: GuestMemoryMmap,
+    grant_area: MmapRegion,
 }
 
 impl GuestRam {
@@ -76,7 +87,18 @@ impl GuestRam {
             ));
         }
         let mem = GuestMemoryMmap::from_ranges_with_files(ranges).map_err(MemoryError::Map)?;
-        Ok(Self { layout, memfd, mem })
+        let f = memfd.try_clone().map_err(MemoryError::CloneFd)?;
+        let grant_area = MmapRegion::from_file(
+            FileOffset::new(f, layout.grant_area_offset()),
+            (GRANT_AREA_FRAMES * PAGE_SIZE) as usize,
+        )
+        .map_err(MemoryError::MapGrantArea)?;
+        Ok(Self {
+            layout,
+            memfd,
+            mem,
+            grant_area,
+        })
     }
 
     /// The layout this memory follows.
@@ -98,6 +120,66 @@ impl GuestRam {
     /// The ranges, for KVM memory slots and for peers mapping the memfd.
     pub fn ranges(&self) -> Vec<GuestRange> {
         self.layout.ranges()
+    }
+
+    /// The grant area's mapping in this process (frame `i` at byte `i * 4096`).
+    pub fn grant_area(&self) -> &MmapRegion {
+        &self.grant_area
+    }
+
+    /// Map grant-area page `idx` at guest frame `gfn` (KVM slot
+    /// [`GRANT_SLOT_BASE`]` + idx`), for `Effect::MapGrantFrame`. Mapping an
+    /// index again moves it.
+    ///
+    /// # Safety
+    /// As for [`GuestRam::register_with_kvm`]: `self` must outlive `vm`.
+    pub unsafe fn map_grant_frame(
+        &self,
+        vm: &kvm_ioctls::VmFd,
+        idx: u32,
+        gfn: u64,
+    ) -> Result<(), MemoryError> {
+        if u64::from(idx) >= GRANT_AREA_FRAMES {
+            return Err(MemoryError::GrantFrame(idx));
+        }
+        let slot = GRANT_SLOT_BASE + idx;
+        let addr = gfn * PAGE_SIZE;
+        let host = self.grant_area.as_ptr() as u64 + u64::from(idx) * PAGE_SIZE;
+        let region = kvm_bindings::kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: addr,
+            memory_size: PAGE_SIZE,
+            userspace_addr: host,
+        };
+        // SAFETY: `host` is page `idx` of the grant area mapping (checked
+        // in range above), which lives as long as `self`; the caller
+        // guarantees `self` outlives the VM. A slot must be deleted before
+        // it moves, which KVM requires and this does.
+        unsafe {
+            let _ = vm.set_user_memory_region(kvm_bindings::kvm_userspace_memory_region {
+                memory_size: 0,
+                ..region
+            });
+            vm.set_user_memory_region(region)
+        }
+        .map_err(|source| MemoryError::KvmSlot { slot, addr, source })
+    }
+
+    /// Remove grant frame `idx`'s KVM slot (`Effect::UnmapGrantFrame`).
+    pub fn unmap_grant_frame(&self, vm: &kvm_ioctls::VmFd, idx: u32) -> Result<(), MemoryError> {
+        let slot = GRANT_SLOT_BASE + idx;
+        let region = kvm_bindings::kvm_userspace_memory_region {
+            slot,
+            ..Default::default()
+        };
+        // SAFETY: deleting a slot (size 0) makes KVM drop its reference to
+        // host memory; it creates none.
+        unsafe { vm.set_user_memory_region(region) }.map_err(|source| MemoryError::KvmSlot {
+            slot,
+            addr: 0,
+            source,
+        })
     }
 
     /// Give every range to `vm` as a memory slot (slots 0, 1, ...).

@@ -1,34 +1,57 @@
 //! Grant tables, v1 only (`grant_table.h`).
 //!
-//! On rxen the grant frames are pages of the guest's own RAM: an HVM/PVH
-//! guest names the frame for grant-table index `i` with
-//! `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx = i, gpfn)`, and the
-//! hypervisor records the frame. Backends read the `grant_entry_v1` array
-//! there (through the guest's memfd) when they map or copy a grant; this
-//! module only keeps the frame list and answers the guest's queries.
+//! An HVM/PVH guest places grant frame `i` at a guest frame of its choice
+//! with `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx = i, gpfn)`.
+//! On rxen a frame placed on a RAM page simply is that page; a frame placed
+//! on free guest-physical space (Linux PVH allocates "unpopulated" frames
+//! above RAM) is page `i` of the memfd's grant area, which the domain
+//! process maps there ([`Effect::MapGrantFrame`]). Either way backends read
+//! the `grant_entry_v1` array through the guest's memfd at
+//! [`GrantTable::frame_file_offset`]; this module keeps the frame list and
+//! answers the guest's queries.
 
 use xen_abi::errno::*;
 use xen_abi::grant_table::*;
 
-use super::{GuestAccess, HypercallCtx, XenDomain, read_arg, write_arg};
+use super::{Effect, GuestAccess, HypercallCtx, XenDomain, read_arg, write_arg};
+use crate::layout::{GRANT_AREA_FRAMES, MemoryLayout, PAGE_SIZE};
+
+/// Where a grant frame's page comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameBacking {
+    /// The guest's RAM page at the frame's gfn.
+    GuestRam,
+    /// Page `idx` of the grant area, mapped at the frame's gfn.
+    GrantArea,
+}
+
+/// A placed grant frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantFrame {
+    /// Guest frame number it appears at.
+    pub gfn: u64,
+    /// Its page.
+    pub backing: FrameBacking,
+}
 
 /// The grant table state of one domain.
 #[derive(Debug)]
 pub struct GrantTable {
     max_frames: u32,
-    frames: Vec<Option<u64>>,
+    frames: Vec<Option<GrantFrame>>,
 }
 
 impl GrantTable {
-    /// A table that may grow to `max_frames` frames (at least 1).
+    /// A table that may grow to `max_frames` frames (at least 1, at most
+    /// [`GRANT_AREA_FRAMES`]).
     pub fn new(max_frames: u32) -> Self {
         Self {
-            max_frames: max_frames.max(1),
+            max_frames: max_frames.clamp(1, GRANT_AREA_FRAMES as u32),
             frames: Vec::new(),
         }
     }
 
-    /// Frames in use (the highest index mapped or set up, plus one).
+    /// Frames in use (the highest index placed, plus one).
     pub fn nr_frames(&self) -> u32 {
         self.frames.len() as u32
     }
@@ -38,31 +61,82 @@ impl GrantTable {
         self.max_frames
     }
 
-    /// Guest frame numbers of the grant frames, by index (`None` where the
-    /// guest has not placed one).
-    pub fn frame_gfns(&self) -> &[Option<u64>] {
+    /// The placed frames, by index (`None` where the guest has not placed one).
+    pub fn frames(&self) -> &[Option<GrantFrame>] {
         &self.frames
     }
 
-    /// Record that grant frame `idx` lives at guest frame `gfn`
-    /// (`XENMAPSPACE_grant_table`). `Err` if `idx` is beyond the limit.
-    pub fn set_frame(&mut self, idx: u64, gfn: u64) -> Result<(), XenErrno> {
+    /// Place grant frame `idx` at guest frame `gfn` (`XENMAPSPACE_grant_table`).
+    /// A RAM page becomes the frame; a free page gets the grant area's page
+    /// `idx` mapped there (returned as an effect, after undoing any old
+    /// placement). `Err(EINVAL)` for an index beyond the limit, a page that
+    /// is neither RAM nor free, or one another frame already occupies.
+    pub fn set_frame(
+        &mut self,
+        idx: u64,
+        gfn: u64,
+        layout: &MemoryLayout,
+    ) -> Result<Vec<Effect>, XenErrno> {
         let i = usize::try_from(idx)
             .ok()
             .filter(|&i| i < self.max_frames as usize)
             .ok_or(XEN_EINVAL)?;
+        let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(XEN_EINVAL)?;
+        let backing = if layout.is_ram_page(gpa) {
+            FrameBacking::GuestRam
+        } else if layout.is_free_page(gpa) {
+            FrameBacking::GrantArea
+        } else {
+            return Err(XEN_EINVAL);
+        };
+        if self
+            .frames
+            .iter()
+            .enumerate()
+            .any(|(j, f)| j != i && f.is_some_and(|f| f.gfn == gfn))
+        {
+            return Err(XEN_EINVAL);
+        }
         if self.frames.len() <= i {
             self.frames.resize(i + 1, None);
         }
-        self.frames[i] = Some(gfn);
-        Ok(())
+        let new = GrantFrame { gfn, backing };
+        let old = self.frames[i].replace(new);
+        let mut effects = Vec::new();
+        if old == Some(new) {
+            return Ok(effects);
+        }
+        if let Some(old) = old.filter(|o| o.backing == FrameBacking::GrantArea) {
+            effects.push(Effect::UnmapGrantFrame {
+                idx: i as u32,
+                gfn: old.gfn,
+            });
+        }
+        if backing == FrameBacking::GrantArea {
+            effects.push(Effect::MapGrantFrame {
+                idx: i as u32,
+                gfn,
+                file_offset: layout.grant_area_offset() + i as u64 * PAGE_SIZE,
+            });
+        }
+        Ok(effects)
     }
 
-    /// Where grant reference `gref`'s v1 entry is in guest-physical memory.
-    pub fn entry_gpa(&self, gref: u32) -> Option<u64> {
-        let frame = (gref / GRANT_ENTRIES_PER_FRAME_V1) as usize;
-        let gfn = (*self.frames.get(frame)?)?;
-        Some(gfn * 4096 + u64::from(gref % GRANT_ENTRIES_PER_FRAME_V1) * 8)
+    /// Offset in the guest's memfd of grant frame `idx`'s page.
+    pub fn frame_file_offset(&self, idx: u32, layout: &MemoryLayout) -> Option<u64> {
+        let f = (*self.frames.get(idx as usize)?)?;
+        match f.backing {
+            FrameBacking::GuestRam => layout.file_offset_of(f.gfn * PAGE_SIZE),
+            FrameBacking::GrantArea => {
+                Some(layout.grant_area_offset() + u64::from(idx) * PAGE_SIZE)
+            }
+        }
+    }
+
+    /// Offset in the guest's memfd of grant reference `gref`'s v1 entry.
+    pub fn entry_file_offset(&self, gref: u32, layout: &MemoryLayout) -> Option<u64> {
+        let base = self.frame_file_offset(gref / GRANT_ENTRIES_PER_FRAME_V1, layout)?;
+        Some(base + u64::from(gref % GRANT_ENTRIES_PER_FRAME_V1) * 8)
     }
 }
 
@@ -103,7 +177,7 @@ impl XenDomain {
                     // Frames live in guest RAM: they must have been placed
                     // with add_to_physmap first; report their frame numbers.
                     let gfns: Option<Vec<u64>> = (0..a.nr_frames as usize)
-                        .map(|i| self.gnttab.frames.get(i).copied().flatten())
+                        .map(|i| self.gnttab.frames.get(i).copied().flatten().map(|f| f.gfn))
                         .collect();
                     match gfns {
                         None => GNTST_general_error,

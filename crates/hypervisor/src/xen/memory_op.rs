@@ -32,12 +32,13 @@ impl XenDomain {
                     return Err(XEN_EPERM);
                 }
                 let gpa = a.gpfn.checked_mul(PAGE_SIZE).ok_or(XEN_EINVAL)?;
-                if !g.is_memory(gpa, PAGE_SIZE) {
-                    return Err(XEN_EINVAL);
-                }
                 match a.space {
                     XENMAPSPACE_shared_info => {
-                        if a.idx != 0 {
+                        // KVM keeps shared_info in a page of guest RAM.
+                        if a.idx != 0
+                            || !self.cfg.layout.is_ram_page(gpa)
+                            || !g.is_memory(gpa, PAGE_SIZE)
+                        {
                             return Err(XEN_EINVAL);
                         }
                         self.shared_info_gfn = Some(a.gpfn);
@@ -49,7 +50,7 @@ impl XenDomain {
                             // Status frames exist only in grant table v2.
                             return Err(XEN_EINVAL);
                         }
-                        self.gnttab.set_frame(a.idx, a.gpfn)?;
+                        effects.extend(self.gnttab.set_frame(a.idx, a.gpfn, &self.cfg.layout)?);
                         Ok(0)
                     }
                     _ => Err(XEN_EOPNOTSUPP),

@@ -178,6 +178,23 @@ pub enum Effect {
         /// The peer's port.
         remote_port: EvtchnPort,
     },
+    /// Map page `idx` of the grant area (memfd offset `file_offset`) at
+    /// guest frame `gfn` (a KVM memory slot of one page).
+    MapGrantFrame {
+        /// Grant frame index.
+        idx: u32,
+        /// Guest frame to map it at.
+        gfn: u64,
+        /// Its offset in the guest's memfd.
+        file_offset: u64,
+    },
+    /// Remove grant frame `idx`'s mapping at `gfn`.
+    UnmapGrantFrame {
+        /// Grant frame index.
+        idx: u32,
+        /// Where it was mapped.
+        gfn: u64,
+    },
     /// Arm (timeout > 0) or stop watchdog `id`.
     Watchdog {
         /// Watchdog id (1-based).

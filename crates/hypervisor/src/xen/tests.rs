@@ -343,8 +343,12 @@ fn add_to_physmap_shared_info_and_grant_frames() {
         );
     }
     assert_eq!(h.dom.gnttab.nr_frames(), 3);
-    assert_eq!(h.dom.gnttab.entry_gpa(513), Some(0x101 * 4096 + 8));
-    assert_eq!(h.dom.gnttab.entry_gpa(3 * 512), None);
+    let layout = h.dom.config().layout;
+    assert_eq!(
+        h.dom.gnttab.entry_file_offset(513, &layout),
+        Some(0x101 * 4096 + 8)
+    );
+    assert_eq!(h.dom.gnttab.entry_file_offset(3 * 512, &layout), None);
     assert_eq!(
         h.call(__HYPERVISOR_memory_op, &[XENMEM_add_to_physmap, UNMAPPED])
             .ret,
@@ -1734,4 +1738,123 @@ fn random_hypercalls_never_panic() {
             o.ret
         );
     }
+}
+
+#[test]
+fn grant_frames_outside_ram_come_from_the_grant_area() {
+    let mut h = H::new();
+    let layout = h.dom.config().layout;
+    let place = |h: &mut H, idx: u64, gpfn: u64| {
+        h.put(
+            ARG,
+            &xen_add_to_physmap {
+                domid: DOMID_SELF,
+                size: 0,
+                space: XENMAPSPACE_grant_table,
+                idx,
+                gpfn,
+            },
+        );
+        h.call(__HYPERVISOR_memory_op, &[XENMEM_add_to_physmap, ARG])
+    };
+    // Linux PVH's unpopulated frames land just above RAM.
+    let above = RAM / PAGE_SIZE;
+    let o = place(&mut h, 0, above);
+    let area = layout.grant_area_offset();
+    assert_eq!(
+        (o.ret, o.effects),
+        (
+            0,
+            vec![Effect::MapGrantFrame {
+                idx: 0,
+                gfn: above,
+                file_offset: area
+            }]
+        )
+    );
+    assert_eq!(
+        place(&mut h, 0, above).effects,
+        vec![],
+        "same placement: nothing to do"
+    );
+    let o = place(&mut h, 1, above + 1);
+    assert_eq!(
+        o.effects,
+        vec![Effect::MapGrantFrame {
+            idx: 1,
+            gfn: above + 1,
+            file_offset: area + 4096
+        }]
+    );
+    assert_eq!(
+        h.dom.gnttab.entry_file_offset(512 + 3, &layout),
+        Some(area + 4096 + 24)
+    );
+
+    // Moving frame 0 elsewhere outside RAM, then into RAM.
+    let o = place(&mut h, 0, 0xc0000);
+    assert_eq!(
+        o.effects,
+        vec![
+            Effect::UnmapGrantFrame { idx: 0, gfn: above },
+            Effect::MapGrantFrame {
+                idx: 0,
+                gfn: 0xc0000,
+                file_offset: area
+            },
+        ]
+    );
+    let o = place(&mut h, 0, 0x300);
+    assert_eq!(
+        (o.ret, o.effects),
+        (
+            0,
+            vec![Effect::UnmapGrantFrame {
+                idx: 0,
+                gfn: 0xc0000
+            }]
+        )
+    );
+    assert_eq!(
+        h.dom.gnttab.frame_file_offset(0, &layout),
+        Some(0x300 * 4096)
+    );
+
+    // Places no frame may take.
+    for gpfn in [
+        above + 1, // frame 1 is there
+        0x300,     // frame 0 is there
+        0xe0,      // legacy hole (ACPI tables)
+        SPECIAL_PFN_XENSTORE,
+        crate::layout::LAPIC_ADDR / PAGE_SIZE,
+        crate::layout::IOAPIC_ADDR / PAGE_SIZE,
+        crate::layout::MAX_GUEST_PHYS / PAGE_SIZE,
+        u64::MAX,
+    ] {
+        let o = place(&mut h, 2, gpfn);
+        assert_eq!(
+            (o.ret, o.effects),
+            (neg(XEN_EINVAL), vec![]),
+            "gpfn {gpfn:#x}"
+        );
+    }
+    // setup_table reports where the frames are, whatever backs them.
+    h.put(
+        ARG,
+        &gnttab_setup_table {
+            dom: DOMID_SELF,
+            nr_frames: 2,
+            status: 99,
+            frame_list: BUF,
+        },
+    );
+    assert_eq!(
+        h.call(__HYPERVISOR_grant_table_op, &[GNTTABOP_setup_table, ARG, 1])
+            .ret,
+        0
+    );
+    let mut b = [0u8; 16];
+    h.g.read_virt(BUF, &mut b).unwrap();
+    assert_eq!(b[..8], 0x300u64.to_le_bytes());
+    assert_eq!(b[8..], (above + 1).to_le_bytes());
 }
