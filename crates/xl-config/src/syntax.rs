@@ -442,7 +442,19 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_error(&self, c: char, at: Location, start: usize) -> SyntaxError {
-        let near = self.run_from(start);
+        // Control characters are shown escaped (`\r`), not sent to the terminal.
+        let near = self
+            .run_from(start)
+            .chars()
+            .flat_map(|c| {
+                let shown: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                shown
+            })
+            .collect();
         let (detail, likely_python) = match c {
             '\r' => (
                 "carriage return (the file has DOS line endings; xl.cfg needs Unix ones)"
@@ -890,7 +902,10 @@ mod tests {
         let python = err("vcpus = -1\n");
         assert!(python.contains("near `-1': lexical error"));
         assert!(python.contains("warning: Config file looks like it contains Python code."));
-        assert!(err("a = 1\r\n").contains("DOS line endings"));
+        assert_eq!(
+            err("a = 1\r\n"),
+            "t.cfg:1:6: config parsing error near `\\r': lexical error: carriage return (the file has DOS line endings; xl.cfg needs Unix ones)"
+        );
         assert_eq!(
             err("name = 'abc\n"),
             "t.cfg:1:8: config parsing error near `'abc': unterminated string: a quoted string must end with ' on the same line"

@@ -8,6 +8,12 @@
 //! numbers, and the guest-type specific part of `b_info` is keyed `"type.pv"`,
 //! `"type.pvh"` or `"type.hvm"`. Only the fields rxen reads from xl.cfg are modelled.
 //!
+//! The shape is libxl's, the bytes are not always Xen's: aggregates rxen does not model
+//! (`arch_arm`, `rdm`, ...) are absent, empty maps print as `{}`, and the values xl takes
+//! from `xl.conf` or generates while parsing (`run_hotplug_scripts`, `claim_mode`, a
+//! random `uuid` when the file has none) are left out: a UUID, like a MAC address left
+//! unset in `vif=`, is chosen when the domain is created.
+//!
 //! The same JSON is how the toolstack hands a domain's configuration to the process that
 //! runs it, so everything here deserializes too.
 
