@@ -245,10 +245,7 @@ impl Server {
                     self.accept();
                     continue;
                 }
-                if let Some(c) = self.clients.get_mut(&ev.token()) {
-                    if ev.is_writable() {
-                        c.want_write = false;
-                    }
+                if self.clients.contains_key(&ev.token()) {
                     touched.push(ev.token());
                 }
             }
@@ -268,7 +265,7 @@ impl Server {
             let flush_all: Vec<Token> = self
                 .clients
                 .iter()
-                .filter(|(_, c)| c.out_pos < c.out.len() && !c.want_write)
+                .filter(|(_, c)| c.out_pos < c.out.len())
                 .map(|(t, _)| *t)
                 .collect();
             for t in flush_all {
@@ -295,11 +292,11 @@ impl Server {
                     let root = peer_uid(&stream) == Some(0);
                     let token = Token(self.next_token);
                     self.next_token += 1;
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, token, Interest::READABLE)
+                    {
                         tracing::warn!("registering connection: {e}");
                         continue;
                     }
@@ -433,7 +430,15 @@ impl Server {
                 Ok(0) => c.dead = true,
                 Ok(n) => c.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.want_write = true;
+                    // Ask for writability only while output is stuck.
+                    if !c.want_write {
+                        c.want_write = true;
+                        let _ = self.poll.registry().reregister(
+                            &mut c.stream,
+                            t,
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -444,6 +449,13 @@ impl Server {
             c.reply_ends.pop_front();
         }
         if c.out_pos == c.out.len() {
+            if c.want_write {
+                c.want_write = false;
+                let _ = self
+                    .poll
+                    .registry()
+                    .reregister(&mut c.stream, t, Interest::READABLE);
+            }
             c.out.clear();
             c.out_pos = 0;
             c.reply_ends.clear();
