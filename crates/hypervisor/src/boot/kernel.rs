@@ -13,8 +13,6 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use super::xz;
-
 /// Errors of [`extract_vmlinux`].
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -48,9 +46,9 @@ pub enum KernelError {
         #[source]
         source: std::io::Error,
     },
-    /// Decompressing the xz payload failed.
-    #[error("decompressing the xz bzImage payload failed")]
-    DecompressXz(#[source] xz::XzError),
+    /// Setting up the xz decoder failed.
+    #[error("setting up the xz decoder failed")]
+    XzDecoder(#[source] liblzma::stream::Error),
     /// The decompressed payload is larger than allowed.
     #[error("the decompressed kernel exceeds {0} bytes")]
     TooLarge(usize),
@@ -66,7 +64,7 @@ pub enum Compression {
     None,
     /// gzip (RFC 1952).
     Gzip,
-    /// xz (with the x86 BCJ filter, as Linux builds it).
+    /// xz (with the x86 BCJ filter, as Linux builds it; decoded by liblzma).
     Xz,
     /// Zstandard.
     Zstd,
@@ -102,6 +100,9 @@ pub enum KernelFormat {
 }
 
 const ELF_MAGIC: &[u8] = b"\x7fELF";
+/// Most memory the xz decoder may use (its dictionary): Linux builds its
+/// payload with a 32 MiB dictionary at most (`scripts/xz_wrap.sh`).
+const XZ_MEMLIMIT: u64 = 256 << 20;
 const HDR_SETUP_SECTS: usize = 0x1f1;
 const HDR_BOOT_FLAG: usize = 0x1fe;
 const HDR_MAGIC: usize = 0x202;
@@ -198,10 +199,14 @@ pub fn extract_vmlinux(
     let payload = &image[payload_offset as usize..(payload_offset + payload_length) as usize];
     let elf: Cow<'_, [u8]> = match compression {
         Compression::None => Cow::Borrowed(payload),
-        Compression::Xz => Cow::Owned(xz::decompress(payload, limit).map_err(|e| match e {
-            xz::XzError::TooLarge(n) => KernelError::TooLarge(n),
-            e => KernelError::DecompressXz(e),
-        })?),
+        Compression::Xz => {
+            // One stream (Linux appends the uncompressed size after it),
+            // with the decoder's memory bounded like its output.
+            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+                .map_err(KernelError::XzDecoder)?;
+            let dec = liblzma::read::XzDecoder::new_stream(payload, stream);
+            Cow::Owned(read_limited(dec, limit, compression)?)
+        }
         Compression::Gzip => Cow::Owned(read_limited(
             flate2::read::GzDecoder::new(payload),
             limit,
@@ -278,6 +283,22 @@ pub(crate) mod tests {
         v
     }
 
+    /// `data` compressed the way Linux's x86 build compresses its payload
+    /// (`scripts/xz_wrap.sh`): the x86 BCJ filter, then LZMA2, CRC32 check.
+    pub(crate) fn xz_bcj(data: &[u8]) -> Vec<u8> {
+        use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
+        let mut filters = Filters::new();
+        filters
+            .x86()
+            .lzma2(&LzmaOptions::new_preset(6).expect("preset 6"));
+        let stream = Stream::new_stream_encoder(&filters, Check::Crc32).expect("xz encoder");
+        let mut out = Vec::new();
+        liblzma::read::XzEncoder::new_stream(data, stream)
+            .read_to_end(&mut out)
+            .expect("xz encode");
+        out
+    }
+
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).unwrap();
@@ -295,8 +316,7 @@ pub(crate) mod tests {
     #[test]
     fn bzimage_with_each_compression() {
         let elf = fake_elf();
-        let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut &elf[..], &mut xz).unwrap();
+        let xz = xz_bcj(&elf);
         let zst = ruzstd::encoding::compress_to_vec(
             &elf[..],
             ruzstd::encoding::CompressionLevel::Fastest,
@@ -386,6 +406,49 @@ pub(crate) mod tests {
         let n = bad.len();
         bad[n / 2..n / 2 + 16].fill(0xff);
         assert!(extract_vmlinux(&make_bzimage(&bad, 4, 0), 1 << 20).is_err());
+    }
+
+    /// The x86 BCJ filter rewrites CALL/JMP targets; a payload full of
+    /// them decodes back byte for byte, and xz's limits and corruption
+    /// checks hold.
+    #[test]
+    fn xz_with_bcj_filter() {
+        let mut elf = ELF_MAGIC.to_vec();
+        for i in 0..20_000u32 {
+            // call rel32; jmp rel32; nop
+            elf.push(0xe8);
+            elf.extend_from_slice(&(i.wrapping_mul(7919) & 0xffff).to_le_bytes());
+            elf.push(0xe9);
+            elf.extend_from_slice(&(0u32.wrapping_sub(i * 16)).to_le_bytes());
+            elf.push(0x90);
+        }
+        let xz = xz_bcj(&elf);
+        let img = make_bzimage(&xz, 4, 0);
+        let (out, fmt) = extract_vmlinux(&img, 1 << 20).unwrap();
+        assert!(matches!(
+            fmt,
+            KernelFormat::BzImage {
+                compression: Compression::Xz,
+                ..
+            }
+        ));
+        assert!(out[..] == elf[..], "BCJ-filtered xz decoded wrongly");
+        assert!(matches!(
+            extract_vmlinux(&img, 1000),
+            Err(KernelError::TooLarge(1000))
+        ));
+        let mut bad = xz.clone();
+        let n = bad.len();
+        bad[n / 2..n / 2 + 16].fill(0x55);
+        assert!(matches!(
+            extract_vmlinux(&make_bzimage(&bad, 4, 0), 1 << 20),
+            Err(KernelError::Decompress {
+                compression: Compression::Xz,
+                ..
+            })
+        ));
+        let short = &xz[..xz.len() / 2];
+        assert!(extract_vmlinux(&make_bzimage(short, 4, 0), 1 << 20).is_err());
     }
 
     #[test]

@@ -10,7 +10,6 @@
 pub mod acpi;
 pub mod kernel;
 pub mod vcpu;
-pub mod xz;
 
 use std::io::Cursor;
 

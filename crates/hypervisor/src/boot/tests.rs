@@ -188,8 +188,7 @@ fn loads_elf_with_pvh_note() {
 #[test]
 fn loads_bzimage_wrapped_elf_with_each_compression() {
     let elf = make_elf(true, SEG_PADDR);
-    let mut xz = Vec::new();
-    lzma_rs::xz_compress(&mut &elf[..], &mut xz).unwrap();
+    let xz = super::kernel::tests::xz_bcj(&elf);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&elf).unwrap();
     let gz = gz.finish().unwrap();
