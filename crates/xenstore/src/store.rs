@@ -407,13 +407,23 @@ impl Store {
     }
 
     /// Forgets a connection: its watches and transactions go; a guest stays
-    /// introduced and may attach again.
+    /// introduced and may attach again. When the connection was the relay
+    /// of an introduced guest, its domain process is gone (or gave up the
+    /// ring): `@releaseDomain` fires, as Xen's xenstored fires it when a
+    /// domain shuts down, so the toolstack looks at the domain.
     pub fn disconnect(&mut self, id: ConnId) {
         if self.conns.remove(&id).is_some() {
+            let mut relayed = Vec::new();
             for d in self.domains.values_mut() {
                 if d.conn == Some(id) {
                     d.conn = None;
+                    if d.introduced {
+                        relayed.push(d.domid);
+                    }
                 }
+            }
+            for domid in relayed {
+                self.fire_special(RELEASE_DOMAIN, domid);
             }
         }
     }

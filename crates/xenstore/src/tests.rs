@@ -452,6 +452,41 @@ fn relative_watches_and_domain_events() {
     );
 }
 
+/// When a guest's relay connection closes (its domain process died or
+/// dropped the ring), `@releaseDomain` fires while the domain stays
+/// introduced; a dom0 connection closing fires nothing, and neither does a
+/// RELEASE's own closing of the relay twice.
+#[test]
+fn relay_close_fires_release_domain() {
+    let mut t = T::new();
+    let d0 = t.s.connect_dom0(true);
+    t.op(d0, XS_WATCH, 0, &["@releaseDomain", "r"]).unwrap();
+    t.events_for(d0);
+    let g = t.guest(d0, 5);
+    t.events_for(d0);
+    let other = t.s.connect_dom0(false);
+    t.s.disconnect(other);
+    t.collect();
+    assert!(t.events_for(d0).is_empty(), "a dom0 connection is no relay");
+    t.s.disconnect(g);
+    t.collect();
+    assert_eq!(t.events_for(d0), [ev("@releaseDomain", "r")]);
+    assert_eq!(
+        t.op(d0, XS_IS_DOMAIN_INTRODUCED, 0, &["5"]).unwrap(),
+        b"T\0",
+        "still introduced until RELEASE"
+    );
+    // It may attach again; RELEASE then closes it and fires once.
+    let g2 = t.s.connect_dom0(true);
+    t.op(g2, XS_CONTROL, 0, &["rxen-attach", "5"]).unwrap();
+    t.events_for(d0);
+    t.op(d0, XS_RELEASE, 0, &["5"]).unwrap();
+    assert!(t.s.take_closing().contains(&g2));
+    t.s.disconnect(g2);
+    t.collect();
+    assert_eq!(t.events_for(d0), [ev("@releaseDomain", "r")]);
+}
+
 #[test]
 fn quotas_give_equota() {
     let mut t = T::new();
