@@ -14,7 +14,7 @@ if ! command -v xenstore-read >/dev/null 2>&1 || ! command -v xenstore-ls >/dev/
 fi
 
 if [ $# -ge 1 ]; then
-    bindir=$1
+    bindir=$(cd "$1" && pwd)  # absolute: the tools are reached through symlinks
 else
     (cd "$repo" && cargo build --release -p xenstore --bins >&2)
     bindir=${CARGO_TARGET_DIR:-$repo/target}/release
@@ -23,8 +23,10 @@ fi
 work=$(mktemp -d)
 daemon_pid=
 cleanup() {
+    local rc=$?
     [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
     rm -rf "$work"
+    exit $rc
 }
 trap cleanup EXIT
 
