@@ -262,26 +262,37 @@ impl Server {
             for t in touched {
                 self.flush(t);
             }
-            let flush_all: Vec<Token> = self
-                .clients
-                .iter()
-                .filter(|(_, c)| c.out_pos < c.out.len())
-                .map(|(t, _)| *t)
-                .collect();
-            for t in flush_all {
-                self.flush(t);
-            }
+            self.flush_pending();
             for id in self.store.take_closing() {
                 if let Some(t) = self.by_conn.get(&id).copied() {
                     self.flush(t);
                     self.close(t);
                 }
             }
+            // Closing a guest's relay connection fires `@releaseDomain`:
+            // send what the closes queued now, not on the next input.
+            if self.store.has_output() {
+                self.route_output();
+                self.flush_pending();
+            }
             if let Some(tr) = self.trace.as_mut() {
                 if let Err(e) = tr.w.flush() {
                     return Err(ServerError::Trace(tr.path.clone(), e));
                 }
             }
+        }
+    }
+
+    /// Flushes every client with output waiting.
+    fn flush_pending(&mut self) {
+        let pending: Vec<Token> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.out_pos < c.out.len())
+            .map(|(t, _)| *t)
+            .collect();
+        for t in pending {
+            self.flush(t);
         }
     }
 

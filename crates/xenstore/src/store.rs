@@ -438,6 +438,11 @@ impl Store {
         std::mem::take(&mut self.out)
     }
 
+    /// Whether replies or events are queued.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Appends queued replies and events to `v`.
     pub fn drain_output_into(&mut self, v: &mut Vec<(ConnId, Frame)>) {
         v.append(&mut self.out);
