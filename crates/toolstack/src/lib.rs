@@ -4,16 +4,28 @@
 //! it, merged with `KEY=VALUE` overrides), looks at the host ([`host`]: CPUs and NUMA
 //! nodes) and decides what rxen will build ([`plan`]: the effective
 //! [`xl_config::DomainConfig`] and every way it differs from what the configuration asks).
+//! The lifecycle of running domains is in [`domain`] (create, destroy, pause, shutdown,
+//! rename, vCPUs: rxen's `libxl_domain_*`) over [`store`] (the XenStore nodes libxl keeps)
+//! and [`control`] (the domain process's control socket); [`monitor`] is the part of
+//! `xl create` that stays behind to apply `on_poweroff`/`on_reboot`/`on_crash`;
+//! [`console`] attaches a terminal to a domain's console; [`info`] describes the host
+//! for `xl info`. Each domain runs in its own process (`rxen-domain`, the contract in
+//! `docs/domain-process.md`); [`paths`] says where things are and which program that is.
 //! The `xl` binary (`src/bin/xl/`) is a thin command-line layer over it.
 //!
-//! For now it stops before creating anything: it does not start domain processes
-//! (`rxen-domain`), talk to xenstored, or manage running domains. When it does, the
-//! effective `DomainConfig` (serializable, libxl's JSON shape) is what it hands to the
-//! domain process.
+//! It needs xenstored running, as Xen's xl does; it never starts it.
 
 pub mod config;
+pub mod console;
+pub mod control;
+pub mod domain;
 pub mod host;
+pub mod info;
+pub mod monitor;
+pub mod paths;
 pub mod plan;
+pub mod process;
+pub mod store;
 
 pub use plan::{DomainPlan, Notice, NoticeKind};
 

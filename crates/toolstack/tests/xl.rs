@@ -28,6 +28,11 @@ fn xl(args: &[&str]) -> Run {
         .args(args)
         .current_dir(configs_dir())
         .env("RXEN_CONFIG_DIR", "seeds")
+        // No xenstored here: commands that need it fail, and nothing on this host is
+        // touched.
+        .env("XENSTORED_PATH", "/nonexistent/rxen-test/xenstored/socket")
+        .env("RXEN_RUN_DIR", "/nonexistent/rxen-test/run")
+        .env("RXEN_LOG_DIR", "/nonexistent/rxen-test/log")
         .env_remove("RUST_LOG")
         .output()
         .expect("xl runs");

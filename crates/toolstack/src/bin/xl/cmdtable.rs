@@ -4,7 +4,7 @@
 //! Only commands that do something are listed; more join as rxen grows.
 
 use crate::getopt::OptSpec;
-use crate::{Globals, vmcontrol};
+use crate::{Globals, console, info, misc, vcpu, vmcontrol};
 
 /// One subcommand.
 #[derive(Debug)]
@@ -25,16 +25,162 @@ pub struct CmdSpec {
     pub options: &'static [OptSpec],
 }
 
-/// Every subcommand.
-pub const CMD_TABLE: &[CmdSpec] = &[CmdSpec {
-    name: "create",
-    run: vmcontrol::main_create,
-    can_dryrun: true,
-    modifies: true,
-    desc: "Create a domain from a configuration file",
-    usage: "<ConfigFile> [options] [vars]",
-    options: vmcontrol::CREATE_OPTIONS,
-}];
+/// Every subcommand, in the order of Xen's table.
+pub const CMD_TABLE: &[CmdSpec] = &[
+    CmdSpec {
+        name: "create",
+        run: vmcontrol::main_create,
+        can_dryrun: true,
+        modifies: true,
+        desc: "Create a domain from a configuration file",
+        usage: "<ConfigFile> [options] [vars]",
+        options: vmcontrol::CREATE_OPTIONS,
+    },
+    CmdSpec {
+        name: "list",
+        run: info::main_list,
+        can_dryrun: false,
+        modifies: false,
+        desc: "List all domains, or the ones named",
+        usage: "[options] [Domain...]",
+        options: info::LIST_OPTIONS,
+    },
+    CmdSpec {
+        name: "destroy",
+        run: vmcontrol::main_destroy,
+        can_dryrun: false,
+        modifies: true,
+        desc: "End a domain at once, without asking its guest",
+        usage: "[options] <Domain>",
+        options: vmcontrol::DESTROY_OPTIONS,
+    },
+    CmdSpec {
+        name: "shutdown",
+        run: vmcontrol::main_shutdown,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Ask a domain's guest to power off",
+        usage: "[options] <-a|Domain>",
+        options: vmcontrol::SHUTDOWN_OPTIONS,
+    },
+    CmdSpec {
+        name: "reboot",
+        run: vmcontrol::main_reboot,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Ask a domain's guest to reboot",
+        usage: "[options] <-a|Domain>",
+        options: vmcontrol::SHUTDOWN_OPTIONS,
+    },
+    CmdSpec {
+        name: "pause",
+        run: vmcontrol::main_pause,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Stop a domain's vCPUs until unpause",
+        usage: "<Domain>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "unpause",
+        run: vmcontrol::main_unpause,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Let a paused domain run again",
+        usage: "<Domain>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "console",
+        run: console::main_console,
+        can_dryrun: false,
+        modifies: false,
+        desc: "Attach to a domain's console (Ctrl-] detaches)",
+        usage: "[options] <Domain>",
+        options: console::CONSOLE_OPTIONS,
+    },
+    CmdSpec {
+        name: "vm-list",
+        run: info::main_vm_list,
+        can_dryrun: false,
+        modifies: false,
+        desc: "List the domains with their UUIDs",
+        usage: "",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "info",
+        run: info::main_info,
+        can_dryrun: false,
+        modifies: false,
+        desc: "Describe the host and its hypervisor",
+        usage: "[options] [name]",
+        options: info::INFO_OPTIONS,
+    },
+    CmdSpec {
+        name: "domid",
+        run: info::main_domid,
+        can_dryrun: false,
+        modifies: false,
+        desc: "Print the id of the domain with a name",
+        usage: "<DomainName>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "domname",
+        run: info::main_domname,
+        can_dryrun: false,
+        modifies: false,
+        desc: "Print the name of the domain with an id",
+        usage: "<DomainId>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "rename",
+        run: misc::main_rename,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Give a domain a new name",
+        usage: "<Domain> <NewDomainName>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "vcpu-list",
+        run: vcpu::main_vcpu_list,
+        can_dryrun: false,
+        modifies: false,
+        desc: "List the vCPUs of all domains, or of the ones named",
+        usage: "[Domain...]",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "vcpu-pin",
+        run: vcpu::main_vcpu_pin,
+        can_dryrun: true,
+        modifies: true,
+        desc: "Set the host CPUs a vCPU may run on",
+        usage: "[options] <Domain> <VCPU|all> <Hard affinity|-> [Soft affinity|-]",
+        options: vcpu::VCPU_PIN_OPTIONS,
+    },
+    CmdSpec {
+        name: "dmesg",
+        run: info::main_dmesg,
+        can_dryrun: false,
+        modifies: false,
+        desc: "Print (and with -c clear) rxen's hypervisor log",
+        usage: "[options]",
+        options: info::DMESG_OPTIONS,
+    },
+    CmdSpec {
+        name: "uptime",
+        run: info::main_uptime,
+        can_dryrun: false,
+        modifies: false,
+        desc: "Print how long each domain has been up",
+        usage: "[options] [Domain...]",
+        options: info::UPTIME_OPTIONS,
+    },
+];
 
 /// Finds a subcommand by name or by an unambiguous prefix of its name.
 pub fn lookup(name: &str) -> Option<&'static CmdSpec> {
@@ -81,7 +227,10 @@ mod tests {
         assert_eq!(lookup("create").unwrap().name, "create");
         assert_eq!(lookup("cr").unwrap().name, "create");
         assert!(lookup("").is_none());
-        assert!(lookup("list").is_none());
+        assert_eq!(lookup("list").unwrap().name, "list");
+        assert_eq!(lookup("vcpu-l").unwrap().name, "vcpu-list");
+        assert!(lookup("vcpu").is_none(), "ambiguous");
+        assert!(lookup("d").is_none(), "ambiguous");
         assert!(lookup("creates").is_none());
     }
 

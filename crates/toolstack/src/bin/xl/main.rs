@@ -3,12 +3,19 @@
 //! subcommands are in [`cmdtable`], one module per area as in Xen's `tools/xl/`.
 
 mod cmdtable;
+mod console;
 mod getopt;
+mod info;
+mod misc;
+mod vcpu;
 mod vmcontrol;
 
 use std::process::ExitCode;
 
-use getopt::{OptSpec, Ordering, getopt};
+use getopt::{Matches, OptSpec, Ordering, getopt};
+use toolstack::domain::{DomainError, Toolstack};
+use toolstack::error_chain;
+use toolstack::paths::Paths;
 
 /// The global options, which come before the subcommand.
 const GLOBAL_OPTIONS: &[OptSpec] = &[
@@ -159,5 +166,82 @@ pub fn help(command: Option<&str>) {
             }
             None => println!("command \"{name}\" not implemented"),
         },
+    }
+}
+
+/// Parses a command's options as xl's `SWITCH_FOREACH_OPT` does: `-h` prints the help
+/// (exit 0), an unknown option exits 2, and fewer than `reqargs` operands print the help
+/// and exit 2. `Err` carries the exit status.
+pub fn parse_args(
+    cmd: &str,
+    argv: &[String],
+    specs: &[OptSpec],
+    reqargs: usize,
+) -> Result<Matches, u8> {
+    let m = match getopt(argv, specs, Ordering::Permute) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(2);
+        }
+    };
+    if m.has('h') {
+        help(Some(cmd));
+        return Err(0);
+    }
+    if m.operands.len() < reqargs {
+        eprintln!(
+            "'xl {cmd}' requires at least {reqargs} argument{}.\n",
+            if reqargs > 1 { "s" } else { "" }
+        );
+        help(Some(cmd));
+        return Err(2);
+    }
+    Ok(m)
+}
+
+/// The toolstack, connected to xenstored; `Err` (after printing why) if it cannot be.
+pub fn open_toolstack() -> Result<Toolstack, u8> {
+    Toolstack::open(Paths::from_env()).map_err(|e| {
+        eprintln!("xl: {}", error_chain(&e));
+        1
+    })
+}
+
+/// A domain's id from a name or number (xl's `find_domain`): exits 1 with xl's message
+/// for a name no domain has.
+pub fn find_domain(ts: &mut Toolstack, q: &str) -> Result<u32, u8> {
+    match ts.lookup(q) {
+        Ok(id) => Ok(id),
+        Err(DomainError::NotFound(_)) => {
+            eprintln!("{q} is an invalid domain identifier (rc=-6)");
+            Err(1)
+        }
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            Err(1)
+        }
+    }
+}
+
+/// xl's `print_bitmap`: `all` when every one of the first `n` bits is set (counted from
+/// bit 0 to the end), `none` when none is, else ranges.
+pub fn format_bitmap(map: &xl_config::Bitmap, n: u32) -> String {
+    let bits: Vec<u32> = map.iter().filter(|b| *b < n).collect();
+    if bits.is_empty() {
+        return "none".into();
+    }
+    if bits.len() as u32 == n {
+        return "all".into();
+    }
+    xl_config::Bitmap(bits.into_iter().collect()).to_string()
+}
+
+/// The libxl error code xl prints for a failure (`rc=...`).
+pub fn libxl_rc(e: &DomainError) -> i32 {
+    match e {
+        DomainError::NotFound(_) => -21,
+        DomainError::NameTaken { .. } | DomainError::BadName(..) => -6,
+        _ => -3,
     }
 }

@@ -1,12 +1,16 @@
-//! Domain lifecycle commands (Xen's `tools/xl/xl_vmcontrol.c`): `create`.
+//! Domain lifecycle commands (Xen's `tools/xl/xl_vmcontrol.c`): `create`, `destroy`,
+//! `shutdown`, `reboot`, `pause`, `unpause`.
 
 use std::io::Write;
 
 use toolstack::config::{config_dir, parse_config, read_config_file};
-use toolstack::{DomainPlan, NoticeKind, error_chain, host};
+use toolstack::domain::{CreateOptions as LifecycleOptions, WaitFor};
+use toolstack::paths::{Paths, domain_files};
+use toolstack::process::{Side, daemonise};
+use toolstack::{DomainPlan, NoticeKind, error_chain, host, monitor};
 
 use crate::getopt::{HELP, OptSpec, Ordering, getopt};
-use crate::{Globals, help};
+use crate::{Globals, find_domain, help, libxl_rc, open_toolstack, parse_args};
 
 const fn opt(short: char, long: Option<&'static str>, help: &'static str) -> OptSpec {
     OptSpec {
@@ -204,13 +208,282 @@ fn create_domain(o: &CreateOptions) -> u8 {
     if o.debug {
         eprint!("{json}");
     }
-    let domain = plan.config.c_info.name.as_deref().unwrap_or("");
+    let domain = plan.config.c_info.name.clone().unwrap_or_default();
     if !plan.can_create() {
         eprintln!("xl: cannot create domain {domain}: see the errors above");
         return 1;
     }
-    eprintln!(
-        "xl: cannot create domain {domain}: this rxen build cannot start domains yet (it has no rxen-domain); `xl create -n` checks a configuration"
-    );
-    1
+    if o.vncviewer {
+        eprintln!("xl: rxen has no graphical console: -V/-A ignored (use xl console)");
+    }
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    let created = match ts.create(plan.config, LifecycleOptions { paused: o.paused }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xl: cannot create domain {domain}: {}", error_chain(&e));
+            // xl exits with -rc, and libxl's creation failures are ERROR_FAIL (-3).
+            return 3;
+        }
+    };
+    let domid = created.domid;
+    tracing::info!(domid, "domain created");
+    let console = ts.paths.domain_dir(domid).join(domain_files::CONSOLE);
+
+    if o.no_monitor {
+        // -e: nobody handles the domain's end; it stays shut down until destroyed.
+        drop(created);
+        return if o.console {
+            attach_console(&console)
+        } else {
+            0
+        };
+    }
+    if o.foreground {
+        let console_thread = o
+            .console
+            .then(|| std::thread::spawn(move || attach_console(&console)));
+        let r = run_monitor(&mut ts, created);
+        if let Some(t) = console_thread {
+            let _ = t.join();
+        }
+        return r;
+    }
+    let log = ts.paths.domain_log(&domain);
+    match daemonise(&log) {
+        Ok(Side::Parent) => {
+            if o.console {
+                attach_console(&console)
+            } else {
+                0
+            }
+        }
+        Ok(Side::Daemon) => {
+            let mut created = created;
+            created.process.forget_child();
+            drop(ts);
+            let mut ts = match toolstack::domain::Toolstack::open(Paths::from_env()) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("xl: monitor: {}", error_chain(&e));
+                    std::process::exit(1);
+                }
+            };
+            std::process::exit(i32::from(run_monitor(&mut ts, created)));
+        }
+        Err(e) => {
+            eprintln!(
+                "xl: domain {domid} is running, but its monitor could not start: {}",
+                error_chain(&e)
+            );
+            1
+        }
+    }
+}
+
+fn run_monitor(ts: &mut toolstack::domain::Toolstack, created: toolstack::domain::Created) -> u8 {
+    match monitor::run(ts, created) {
+        Ok(_) => 0,
+        Err(e) => {
+            println!("xl: monitor: {}", error_chain(&e));
+            1
+        }
+    }
+}
+
+fn attach_console(socket: &std::path::Path) -> u8 {
+    let stream = match toolstack::console::connect(socket, std::time::Duration::from_secs(10)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            eprintln!("Unable to attach console");
+            return 1;
+        }
+    };
+    match toolstack::console::attach(stream, toolstack::console::DEFAULT_ESCAPE) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            1
+        }
+    }
+}
+
+/// `xl destroy`'s options.
+pub const DESTROY_OPTIONS: &[OptSpec] = &[
+    opt(
+        'f',
+        None,
+        "Allow destroying domain 0 (rxen refuses all the same: it is the host).",
+    ),
+    HELP,
+];
+
+/// `xl destroy [-f] <Domain>`.
+pub fn main_destroy(_g: &Globals, argv: &[String]) -> u8 {
+    let m = match parse_args("destroy", argv, DESTROY_OPTIONS, 1) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    let domid = match find_domain(&mut ts, &m.operands[0]) {
+        Ok(d) => d,
+        Err(rc) => return rc,
+    };
+    if domid == 0 && !m.has('f') {
+        eprintln!(
+            "Not destroying domain 0; use -f to force.\nThis can only be done when using a disaggregated hardware domain and toolstack.\n"
+        );
+        return 1;
+    }
+    match ts.destroy(domid) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            eprintln!("destroy failed (rc={})", libxl_rc(&e));
+            1
+        }
+    }
+}
+
+/// `xl shutdown`'s and `xl reboot`'s options.
+pub const SHUTDOWN_OPTIONS: &[OptSpec] = &[
+    opt('a', Some("all"), "Every guest domain."),
+    HELP,
+    opt(
+        'F',
+        None,
+        "Fall back to an ACPI event for guests without PV drivers\n(rxen's PVH guests always have them).",
+    ),
+    opt(
+        'w',
+        Some("wait"),
+        "Wait until the domain(s) have shut down\n(twice: until they are gone).",
+    ),
+];
+
+/// `xl shutdown [-a] [-w] [-F] <Domain>`.
+pub fn main_shutdown(g: &Globals, argv: &[String]) -> u8 {
+    shutdown_or_reboot(g, argv, false)
+}
+
+/// `xl reboot [-a] [-w] [-F] <Domain>`.
+pub fn main_reboot(g: &Globals, argv: &[String]) -> u8 {
+    shutdown_or_reboot(g, argv, true)
+}
+
+fn shutdown_or_reboot(_g: &Globals, argv: &[String], reboot: bool) -> u8 {
+    let what = if reboot { "reboot" } else { "shutdown" };
+    let m = match parse_args(what, argv, SHUTDOWN_OPTIONS, 0) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let all = m.has('a');
+    let wait = m.count('w');
+    if m.operands.is_empty() && !all {
+        eprintln!("You must specify -a or a domain id.\n");
+        return 1;
+    }
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    let domids: Vec<u32> = if all {
+        match ts.list() {
+            Ok(l) => l
+                .into_iter()
+                .filter(|d| d.domid != 0 && d.shutdown.is_none() && !d.dying)
+                .map(|d| d.domid)
+                .collect(),
+            Err(e) => {
+                eprintln!("xl: {}", error_chain(&e));
+                return 1;
+            }
+        }
+    } else {
+        match find_domain(&mut ts, &m.operands[0]) {
+            Ok(d) => vec![d],
+            Err(rc) => return rc,
+        }
+    };
+    let request = if reboot { "reboot" } else { "poweroff" };
+    for &domid in &domids {
+        if reboot {
+            eprintln!("Rebooting domain {domid}");
+        } else {
+            eprintln!("Shutting down domain {domid}");
+        }
+        if let Err(e) = ts.request_shutdown(domid, request) {
+            eprintln!("xl: {}", error_chain(&e));
+            eprintln!("{what} failed (rc={})", libxl_rc(&e));
+            return 1;
+        }
+    }
+    if wait > 0 {
+        eprintln!("Waiting for {} domains", domids.len());
+        let until = if wait == 1 {
+            WaitFor::ShutdownOrDeath
+        } else {
+            WaitFor::Death
+        };
+        for &domid in &domids {
+            match ts.wait_for(domid, until) {
+                Ok(None) => eprintln!("Domain {domid} has been destroyed"),
+                Ok(Some(r)) => eprintln!(
+                    "Domain {domid} has been shut down, reason code {}",
+                    r.code()
+                ),
+                Err(e) => {
+                    eprintln!("Failed to get event, quitting ({})", error_chain(&e));
+                    return 1;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// The options of commands that take none but `-h`.
+pub const NO_OPTIONS: &[OptSpec] = &[HELP];
+
+/// `xl pause <Domain>`.
+pub fn main_pause(_g: &Globals, argv: &[String]) -> u8 {
+    pause_or_unpause(argv, "pause")
+}
+
+/// `xl unpause <Domain>`.
+pub fn main_unpause(_g: &Globals, argv: &[String]) -> u8 {
+    pause_or_unpause(argv, "unpause")
+}
+
+fn pause_or_unpause(argv: &[String], what: &str) -> u8 {
+    let m = match parse_args(what, argv, NO_OPTIONS, 1) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    let domid = match find_domain(&mut ts, &m.operands[0]) {
+        Ok(d) => d,
+        Err(rc) => return rc,
+    };
+    let r = if what == "pause" {
+        ts.pause(domid)
+    } else {
+        ts.unpause(domid)
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            1
+        }
+    }
 }

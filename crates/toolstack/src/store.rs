@@ -1,0 +1,380 @@
+//! The toolstack's XenStore: a connection to xenstored and the nodes libxl keeps there.
+//!
+//! A domain's skeleton is laid out the way libxl's `libxl__domain_make` and
+//! `libxl__build_post` lay it out (`tools/libs/light/libxl_create.c`, `libxl_dom.c`,
+//! `docs/misc/xenstore-paths.pandoc`), in one transaction:
+//!
+//! - `/local/domain/N`: owned by dom0, readable by the guest (`n0 rN`), as are `cpu`,
+//!   `memory`, `device` and `control`; `name`, `domid`, `vm`, `memory/static-max`,
+//!   `memory/target`, `memory/videoram` and `cpu/V/availability` inherit that.
+//! - guest-writable (`nN`): `control/shutdown`, `control/feature-{poweroff,reboot,suspend}`,
+//!   `control/sysrq`, `data`, `drivers`, `feature`, `attr`, `error`,
+//!   `device/suspend/event-channel`.
+//! - `control/platform-feature-multiprocessor-suspend` and
+//!   `control/platform-feature-xs_reset_watches` = `1`.
+//! - `/vm/UUID` (`n0 rN`) with `uuid`, `name` and `start_time`; `/libxl/N` (dom0 only) with
+//!   `type` and `device`.
+//!
+//! `store/*` and `console/*` are the domain process's to write (it knows the ring and
+//! port). Domain-0's `name` and `domid` are written when missing, as Xen's `xen-init-dom0`
+//! does at boot.
+//!
+//! The toolstack does not start xenstored: like Xen's xl, it needs the daemon already
+//! running (Xen's packaging starts it at boot, `xencommons` or `xenstored.service`; so does
+//! rxen's `dist/systemd/xenstored.service`), and says so when it is not.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use xenstore::client::{Client, ClientError};
+use xenstore::perms::{Access, Perm, Perms};
+use xl_config::DomainConfig;
+
+/// The name of domain 0.
+pub const DOM0_NAME: &str = "Domain-0";
+
+/// A XenStore step failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// xenstored is not there.
+    #[error(
+        "cannot connect to xenstored at {} (xl needs xenstored running: start it with `systemctl start xenstored`, or run `xenstored`)",
+        path.display()
+    )]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request failed.
+    #[error("xenstore: {what}")]
+    Request {
+        what: String,
+        #[source]
+        source: ClientError,
+    },
+    /// The guest did not acknowledge a control request in time.
+    #[error("guest didn't acknowledge control request {request:?} within {}s", timeout.as_secs())]
+    AckTimeout { request: String, timeout: Duration },
+}
+
+fn req(what: impl Into<String>) -> impl FnOnce(ClientError) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Request { what, source }
+}
+
+/// `/local/domain/N`.
+pub fn dom_path(domid: u32) -> String {
+    format!("/local/domain/{domid}")
+}
+
+/// A connection to xenstored, as dom0.
+#[derive(Debug)]
+pub struct Store {
+    xs: Client,
+}
+
+/// What goes into a new domain's skeleton besides its configuration.
+#[derive(Debug, Clone)]
+pub struct Skeleton<'a> {
+    /// The domain id.
+    pub domid: u32,
+    /// The effective configuration (with its name, uuid and memory settled).
+    pub config: &'a DomainConfig,
+    /// `/vm/UUID/start_time`: seconds and hundredths since the epoch.
+    pub start_time: String,
+}
+
+impl Store {
+    /// Connects to xenstored at its default socket (`XENSTORED_PATH`, ...).
+    pub fn connect() -> Result<Store, StoreError> {
+        match Client::connect() {
+            Ok(xs) => Ok(Store { xs }),
+            Err(ClientError::Connect(path, source)) => Err(StoreError::Connect { path, source }),
+            Err(e) => Err(StoreError::Request {
+                what: "connecting".into(),
+                source: e,
+            }),
+        }
+    }
+
+    /// The raw client.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.xs
+    }
+
+    /// Reads a node; `None` if it does not exist.
+    pub fn read(&mut self, path: &str) -> Result<Option<String>, StoreError> {
+        self.xs
+            .try_read(path)
+            .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .map_err(req(format!("reading {path}")))
+    }
+
+    /// Writes a node.
+    pub fn write(&mut self, path: &str, value: &str) -> Result<(), StoreError> {
+        self.xs
+            .write(path, value)
+            .map_err(req(format!("writing {path}")))
+    }
+
+    /// Domain-0's `name` and `domid`, written if either is missing (xen-init-dom0).
+    pub fn ensure_dom0(&mut self) -> Result<(), StoreError> {
+        let name = self.read("/local/domain/0/name")?;
+        let domid = self.read("/local/domain/0/domid")?;
+        if name.is_some() && domid.is_some() {
+            return Ok(());
+        }
+        tracing::info!("writing Domain-0's XenStore nodes");
+        self.xs
+            .transaction(|tx| {
+                tx.write("/local/domain/0/domid", "0")?;
+                tx.write("/local/domain/0/name", DOM0_NAME)
+            })
+            .map_err(req("writing Domain-0's nodes"))
+    }
+
+    /// The name XenStore gives a domain (`/local/domain/N/name`).
+    pub fn domain_name(&mut self, domid: u32) -> Result<Option<String>, StoreError> {
+        self.read(&format!("{}/name", dom_path(domid)))
+    }
+
+    /// Lays out a new domain's nodes (see the module documentation), replacing any left
+    /// from an earlier domain with the same id or uuid.
+    pub fn write_skeleton(&mut self, s: &Skeleton<'_>) -> Result<(), StoreError> {
+        let domid = u16::try_from(s.domid).expect("guest domain ids fit in 16 bits");
+        let c = s.config;
+        let name = c.c_info.name.clone().unwrap_or_default();
+        let uuid = c
+            .c_info
+            .uuid
+            .expect("the toolstack gives every domain a uuid")
+            .to_string();
+        let dom = dom_path(s.domid);
+        let vm = format!("/vm/{uuid}");
+        let libxl = format!("/libxl/{}", s.domid);
+        let roperm = Perms::from_vec(vec![
+            Perm::new(0, Access::None),
+            Perm::new(domid, Access::Read),
+        ])
+        .expect("two entries");
+        let rwperm = Perms::owner(domid, Access::None);
+        let noperm = Perms::owner(0, Access::None);
+        let b = &c.b_info;
+        let max_memkb = b.max_memkb.unwrap_or_default();
+        let target_memkb = b.target_memkb.unwrap_or(max_memkb);
+        let video_memkb = b.video_memkb.unwrap_or(0);
+        let kind = c.c_info.kind.name();
+
+        self.xs
+            .transaction(|tx| {
+                let mknod =
+                    |tx: &mut xenstore::client::Transaction<'_>, path: &str, perms: &Perms| {
+                        tx.write(path, "")?;
+                        tx.set_perms(path, perms)
+                    };
+                for p in [&dom, &vm, &libxl] {
+                    match tx.rm(p) {
+                        Err(e) if !e.is_enoent() => return Err(e),
+                        _ => {}
+                    }
+                }
+                mknod(tx, &dom, &roperm)?;
+                mknod(tx, &vm, &roperm)?;
+                mknod(tx, &libxl, &noperm)?;
+                mknod(tx, &format!("{libxl}/device"), &noperm)?;
+                tx.write(&format!("{dom}/vm"), &vm)?;
+                tx.write(&format!("{dom}/name"), &name)?;
+                for d in ["cpu", "memory", "device", "control"] {
+                    mknod(tx, &format!("{dom}/{d}"), &roperm)?;
+                }
+                mknod(tx, &format!("{dom}/device/suspend/event-channel"), &rwperm)?;
+                for d in [
+                    "control/shutdown",
+                    "control/feature-poweroff",
+                    "control/feature-reboot",
+                    "control/feature-suspend",
+                    "control/sysrq",
+                    "data",
+                    "drivers",
+                    "feature",
+                    "attr",
+                    "error",
+                ] {
+                    mknod(tx, &format!("{dom}/{d}"), &rwperm)?;
+                }
+                tx.write(&format!("{vm}/uuid"), &uuid)?;
+                tx.write(&format!("{vm}/name"), &name)?;
+                tx.write(
+                    &format!("{dom}/control/platform-feature-multiprocessor-suspend"),
+                    "1",
+                )?;
+                tx.write(
+                    &format!("{dom}/control/platform-feature-xs_reset_watches"),
+                    "1",
+                )?;
+                tx.write(&format!("{libxl}/type"), kind)?;
+                // libxl__build_post
+                tx.write(&format!("{dom}/memory/static-max"), max_memkb.to_string())?;
+                tx.write(&format!("{dom}/memory/target"), target_memkb.to_string())?;
+                tx.write(&format!("{dom}/memory/videoram"), video_memkb.to_string())?;
+                tx.write(&format!("{dom}/domid"), s.domid.to_string())?;
+                for v in 0..b.max_vcpus {
+                    let state = if b.avail_vcpus.test(v) {
+                        "online"
+                    } else {
+                        "offline"
+                    };
+                    tx.write(&format!("{dom}/cpu/{v}/availability"), state)?;
+                }
+                tx.write(&format!("{vm}/start_time"), &s.start_time)
+            })
+            .map_err(req(format!("laying out {dom}")))
+    }
+
+    /// Removes every node of domain `domid`: its home, its `/vm` entry, `/libxl/N` and
+    /// the backend directories dom0 serves it from. Missing nodes are fine.
+    pub fn remove_domain(&mut self, domid: u32) -> Result<(), StoreError> {
+        let dom = dom_path(domid);
+        let vm = self.read(&format!("{dom}/vm"))?;
+        let mut paths = vec![dom, format!("/libxl/{domid}")];
+        if let Some(vm) = vm.filter(|v| v.starts_with("/vm/")) {
+            paths.push(vm);
+        }
+        match self.xs.directory("/local/domain/0/backend") {
+            Ok(kinds) => {
+                for k in kinds {
+                    paths.push(format!("/local/domain/0/backend/{k}/{domid}"));
+                }
+            }
+            Err(e) if e.is_enoent() => {}
+            Err(e) => return Err(req("listing backends")(e)),
+        }
+        for p in paths {
+            match self.xs.rm(&p) {
+                Ok(()) => {}
+                Err(e) if e.is_enoent() => {}
+                Err(e) => return Err(req(format!("removing {p}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells xenstored the domain is gone (`XS_RELEASE`); fine if it never was introduced.
+    pub fn release(&mut self, domid: u32) -> Result<(), StoreError> {
+        let Ok(d) = u16::try_from(domid) else {
+            return Ok(());
+        };
+        match self.xs.release(d) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(xenstore::wire::Errno::ENOENT | xenstore::wire::Errno::EINVAL)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(req(format!("releasing domain {domid}"))(e)),
+        }
+    }
+
+    /// Renames domain `domid` (`name` in its home and in `/vm/UUID`) in one transaction,
+    /// as `libxl__domain_rename` does.
+    pub fn rename(&mut self, domid: u32, new_name: &str) -> Result<(), StoreError> {
+        let dom = dom_path(domid);
+        self.xs
+            .transaction(|tx| {
+                tx.write(&format!("{dom}/name"), new_name)?;
+                if let Some(vm) = tx.try_read(&format!("{dom}/vm"))? {
+                    let vm = String::from_utf8_lossy(&vm).into_owned();
+                    if vm.starts_with("/vm/") {
+                        tx.write(&format!("{vm}/name"), new_name)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(req(format!("renaming domain {domid}")))
+    }
+
+    /// Moves a shut-down domain out of the way of its restart (`libxl_domain_preserve`):
+    /// a new `/vm/NEWUUID`, its home pointing there, and the new name.
+    pub fn preserve(
+        &mut self,
+        domid: u32,
+        new_name: &str,
+        new_uuid: &str,
+    ) -> Result<(), StoreError> {
+        let dom = dom_path(domid);
+        let vm = format!("/vm/{new_uuid}");
+        let d16 = u16::try_from(domid).expect("guest domain ids fit in 16 bits");
+        let roperm = Perms::from_vec(vec![
+            Perm::new(0, Access::None),
+            Perm::new(d16, Access::Read),
+        ])
+        .expect("two entries");
+        self.xs
+            .transaction(|tx| {
+                match tx.rm(&vm) {
+                    Err(e) if !e.is_enoent() => return Err(e),
+                    _ => {}
+                }
+                tx.write(&vm, "")?;
+                tx.set_perms(&vm, &roperm)?;
+                tx.write(&format!("{dom}/vm"), &vm)?;
+                tx.write(&format!("{dom}/name"), new_name)?;
+                tx.write(&format!("{vm}/name"), new_name)?;
+                tx.write(&format!("{vm}/uuid"), new_uuid)
+            })
+            .map_err(req(format!("preserving domain {domid}")))
+    }
+
+    /// Asks the guest to `poweroff` or `reboot` through `control/shutdown` and waits
+    /// until it acknowledges by clearing the node (libxl waits 60 seconds).
+    pub fn request_shutdown(
+        &mut self,
+        domid: u32,
+        request: &str,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        let path = format!("{}/control/shutdown", dom_path(domid));
+        let token = format!("rxen-xl-shutdown-{}", std::process::id());
+        self.xs
+            .watch(&path, &token)
+            .map_err(req(format!("watching {path}")))?;
+        let result = self.wait_cleared(&path, request, &token, timeout);
+        let _ = self.xs.unwatch(&path, &token);
+        result
+    }
+
+    fn wait_cleared(
+        &mut self,
+        path: &str,
+        request: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        self.write(path, request)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.read(path)? {
+                None => return Ok(()),
+                Some(v) if v.is_empty() => return Ok(()),
+                Some(_) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::AckTimeout {
+                    request: request.to_owned(),
+                    timeout,
+                });
+            }
+            match self.xs.read_watch_timeout(left) {
+                Ok(ev) if ev.token != token => {}
+                Ok(_) | Err(ClientError::Timeout) => {}
+                Err(e) => return Err(req(format!("waiting on {path}"))(e)),
+            }
+        }
+    }
+}
