@@ -377,12 +377,24 @@ impl Toolstack {
                 .parse()
                 .map_err(|_| DomainError::NotFound(qualifier.to_owned()));
         }
-        for id in std::iter::once(0).chain(self.domids()) {
-            if self.name_of(id)?.as_deref() == Some(qualifier) {
-                return Ok(id);
-            }
-        }
-        Err(DomainError::NotFound(qualifier.to_owned()))
+        self.find_name(qualifier)?
+            .ok_or_else(|| DomainError::NotFound(qualifier.to_owned()))
+    }
+
+    /// The domain with a name, if any (Domain-0 included). Every domain's name is read
+    /// in one round trip.
+    pub fn find_name(&mut self, name: &str) -> Result<Option<u32>, DomainError> {
+        let ids: Vec<u32> = std::iter::once(0).chain(self.domids()).collect();
+        let paths: Vec<String> = ids
+            .iter()
+            .map(|id| format!("/local/domain/{id}/name"))
+            .collect();
+        let names = self.store.read_many(&paths)?;
+        Ok(ids
+            .into_iter()
+            .zip(names)
+            .find(|(_, n)| n.as_deref() == Some(name))
+            .map(|(id, _)| id))
     }
 
     /// A domain's effective configuration (`config.json`).
@@ -645,18 +657,26 @@ impl Toolstack {
     }
 
     fn check_name_free(&mut self, name: &str, except: Option<u32>) -> Result<(), DomainError> {
-        for id in std::iter::once(0).chain(self.domids()) {
-            if Some(id) == except {
-                continue;
-            }
-            if self.name_of(id)?.as_deref() == Some(name) {
-                return Err(DomainError::NameTaken {
-                    name: name.to_owned(),
-                    domid: id,
-                });
-            }
+        let ids: Vec<u32> = std::iter::once(0)
+            .chain(self.domids())
+            .filter(|id| Some(*id) != except)
+            .collect();
+        let paths: Vec<String> = ids
+            .iter()
+            .map(|id| format!("/local/domain/{id}/name"))
+            .collect();
+        let names = self.store.read_many(&paths)?;
+        match ids
+            .into_iter()
+            .zip(names)
+            .find(|(_, n)| n.as_deref() == Some(name))
+        {
+            Some((domid, _)) => Err(DomainError::NameTaken {
+                name: name.to_owned(),
+                domid,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The next free id after the last one handed out; its runtime directory is created

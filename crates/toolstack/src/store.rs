@@ -73,6 +73,8 @@ pub fn dom_path(domid: u32) -> String {
 #[derive(Debug)]
 pub struct Store {
     xs: Client,
+    /// A second connection for pipelined reads ([`Store::read_many`]).
+    raw: Option<std::os::unix::net::UnixStream>,
 }
 
 /// What goes into a new domain's skeleton besides its configuration.
@@ -90,7 +92,7 @@ impl Store {
     /// Connects to xenstored at its default socket (`XENSTORED_PATH`, ...).
     pub fn connect() -> Result<Store, StoreError> {
         match Client::connect() {
-            Ok(xs) => Ok(Store { xs }),
+            Ok(xs) => Ok(Store { xs, raw: None }),
             Err(ClientError::Connect(path, source)) => Err(StoreError::Connect { path, source }),
             Err(e) => Err(StoreError::Request {
                 what: "connecting".into(),
@@ -110,6 +112,69 @@ impl Store {
             .try_read(path)
             .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
             .map_err(req(format!("reading {path}")))
+    }
+
+    /// Reads several nodes in one round trip (the requests are pipelined), so looking
+    /// at every domain costs about as much as looking at one; `None` for a node that
+    /// does not exist.
+    pub fn read_many(&mut self, paths: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        use std::io::{Read, Write};
+        use xenstore::wire::{Frame, FrameDecoder};
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let io = |source: std::io::Error| StoreError::Request {
+            what: "reading nodes".into(),
+            source: ClientError::Io(source),
+        };
+        if self.raw.is_none() {
+            let path = xenstore::server::default_socket_path();
+            let s = std::os::unix::net::UnixStream::connect(&path)
+                .map_err(|source| StoreError::Connect { path, source })?;
+            self.raw = Some(s);
+        }
+        let stream = self.raw.as_mut().expect("connected above");
+        let mut out = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let mut payload = p.as_bytes().to_vec();
+            payload.push(0);
+            Frame::new(xen_abi::xs_wire::XS_READ, i as u32 + 1, 0, payload).encode_into(&mut out);
+        }
+        stream.write_all(&out).map_err(io)?;
+        let mut values: Vec<Option<Option<String>>> = vec![None; paths.len()];
+        let mut got = 0;
+        let mut dec = FrameDecoder::new();
+        let mut buf = vec![0u8; 16384];
+        while got < paths.len() {
+            let n = stream.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                return Err(StoreError::Request {
+                    what: "reading nodes".into(),
+                    source: ClientError::Closed,
+                });
+            }
+            let mut frames = Vec::new();
+            dec.feed_all(&buf[..n], &mut frames)
+                .map_err(|e| StoreError::Request {
+                    what: "reading nodes".into(),
+                    source: ClientError::Wire(e),
+                })?;
+            for f in frames {
+                let Some(slot) = (f.req_id as usize)
+                    .checked_sub(1)
+                    .and_then(|i| values.get_mut(i))
+                else {
+                    continue;
+                };
+                *slot = Some(if f.type_ == xen_abi::xs_wire::XS_ERROR {
+                    None
+                } else {
+                    Some(String::from_utf8_lossy(&f.payload).into_owned())
+                });
+                got += 1;
+            }
+        }
+        Ok(values.into_iter().map(Option::flatten).collect())
     }
 
     /// Writes a node.

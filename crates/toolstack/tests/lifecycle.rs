@@ -444,8 +444,10 @@ fn reboot_restarts_under_a_new_id() {
     let r = env.xl(&["reboot", "-w", "demo"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stderr.starts_with("Rebooting domain 1\n"), "{}", r.stderr);
+    // Up again: listed as 2, and running (not half built).
     env.wait_until("demo to come back as 2", || {
-        env.list_line("demo").is_some_and(|l| l[1] == "2")
+        env.list_line("demo")
+            .is_some_and(|l| l[1] == "2" && l[4] == "-b----")
     });
     assert_eq!(env.read("/local/domain/1"), None);
     assert_eq!(env.read("/local/domain/2/name").as_deref(), Some("demo"));
@@ -456,7 +458,8 @@ fn reboot_restarts_under_a_new_id() {
     let mut s = console(&env, 2);
     s.write_all(b"reboot\r").unwrap();
     env.wait_until("demo to come back as 3", || {
-        env.list_line("demo").is_some_and(|l| l[1] == "3")
+        env.list_line("demo")
+            .is_some_and(|l| l[1] == "3" && l[4] == "-b----")
     });
 
     // rename-restart: the old one stays under a dated name, with a new uuid.
@@ -465,7 +468,8 @@ fn reboot_restarts_under_a_new_id() {
     let old_vm = env.read("/local/domain/4/vm").unwrap();
     env.ok(&["reboot", "other"]);
     env.wait_until("other to come back as 5", || {
-        env.list_line("other").is_some_and(|l| l[1] == "5")
+        env.list_line("other")
+            .is_some_and(|l| l[1] == "5" && l[4] == "-b----")
     });
     let out = env.ok(&["list"]);
     let kept = out

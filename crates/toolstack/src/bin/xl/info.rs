@@ -260,10 +260,7 @@ pub fn main_domid(_g: &Globals, argv: &[String]) -> u8 {
         Err(rc) => return rc,
     };
     let name = &m.operands[0];
-    let found = std::iter::once(0)
-        .chain(ts.domids())
-        .find(|id| ts.name_of(*id).ok().flatten().as_deref() == Some(name.as_str()));
-    match found {
+    match ts.find_name(name).ok().flatten() {
         Some(id) => print_stdout(&format!("{id}\n")),
         None => {
             eprintln!("Can't get domid of domain name '{name}', maybe this domain does not exist.");
