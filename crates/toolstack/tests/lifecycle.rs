@@ -701,6 +701,55 @@ fn concurrent_creates_get_unique_ids_and_names() {
     assert_eq!(ids, (1..=7).collect::<Vec<u32>>(), "{out}");
 }
 
+fn create_console_and_foreground() {
+    let env = Env::new("create-c");
+    // -c: attached once created; the guest powering off ends the attachment.
+    let mut child = env
+        .cmd(&["create", "-c", &env.config("demo", "")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stdin.write_all(b"poweroff\r").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("fake-domain 1 console\r\n# poweroff"),
+        "{stdout}"
+    );
+    env.wait_until("demo to go", || env.list_line("demo").is_none());
+
+    // -F: the monitor runs in xl itself, which returns once the domain is gone.
+    let child = env
+        .cmd(&["create", "-F", &env.config("fg", "")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_until("fg running", || {
+        env.list_line("fg").is_some_and(|l| l[4] == "-b----")
+    });
+    env.ok(&["shutdown", "fg"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("Waiting for domain fg (domid 2) to die [pid "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(
+            "Domain 2 has shut down, reason code 0 0x0\nAction for shutdown reason code 0 is destroy\nDomain 2 needs to be cleaned up: destroying the domain\nDone. Exiting now\n"
+        ),
+        "{stdout}"
+    );
+    assert!(env.list_line("fg").is_none());
+}
+
 /// A pseudo-terminal pair (master, slave).
 fn openpty() -> (OwnedFd, OwnedFd) {
     let (mut master, mut slave) = (0, 0);
@@ -832,6 +881,10 @@ const TESTS: &[(&str, fn())] = &[
     (
         "console_through_a_pty_and_ctrl_bracket_detaches",
         console_through_a_pty_and_ctrl_bracket_detaches,
+    ),
+    (
+        "create_console_and_foreground",
+        create_console_and_foreground,
     ),
 ];
 
