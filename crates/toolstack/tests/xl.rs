@@ -197,9 +197,12 @@ const CASES: &[Case] = &[
     case("help-create", &["help", "create"], 0),
     case("create-h", &["create", "-h"], 0),
     case("create-help", &["create", "--help"], 0),
-    case("help-unknown", &["help", "list"], 0),
+    case("help-unknown", &["help", "cpupool-list"], 0),
+    case("help-list", &["help", "list"], 0),
     case("no-command", &[], 1),
-    case("unknown-command", &["list"], 1),
+    case("unknown-command", &["cpupool-list"], 1),
+    // Commands that need xenstored say so when it is not there.
+    case("no-xenstored", &["list"], 1),
     case("unknown-global-option", &["-x", "create"], 1),
     case(
         "unknown-option",
