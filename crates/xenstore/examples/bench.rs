@@ -2,7 +2,19 @@
 //! server measured in the same run (the best any request/reply protocol
 //! over one socket round trip can do here).
 //!
-//! `cargo run --release -p xenstore --example bench -- [ops-per-client]`
+//! `cargo run --release -p xenstore --example bench -- [ops-per-client] [rounds]`
+//!
+//! The machine may be shared, so one measurement of each kind can land in
+//! different load. The bench therefore runs `rounds` rounds (default 5);
+//! each round measures echo, READ and WRITE back to back (the order rotates
+//! from round to round) and yields one ratio per operation against that
+//! round's echo. It prints the median over the rounds of each figure and of
+//! the ratio, and the spread (min-max) of the ratios.
+//!
+//! Besides the clients' view (ops/s, p50/p99) it reports the CPU time the
+//! server thread (echo or xenstored) spent per operation, read from
+//! `/proc/self/task/<tid>/schedstat`: a measure of the daemon's own cost that
+//! load on the other core disturbs less.
 
 use mio::net::UnixListener;
 use mio::{Events, Interest, Poll, Token};
@@ -10,202 +22,294 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 use xenstore::client::Client;
 use xenstore::persist::Persister;
 use xenstore::server::{self, Server};
 
+/// The calling thread's kernel id.
+fn gettid() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// CPU time a thread of this process has used so far.
+fn thread_cpu(tid: i32) -> Duration {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
 /// A single-threaded mio echo server, shaped like xenstored's loop.
-fn echo_server(path: &Path) {
+fn echo_server(path: &Path, tid: Arc<AtomicI32>) {
     let std_l = server::bind(path).unwrap();
-    std::thread::spawn(move || {
-        let mut poll = Poll::new().unwrap();
-        let mut l = UnixListener::from_std(std_l);
-        poll.registry()
-            .register(&mut l, Token(0), Interest::READABLE)
-            .unwrap();
-        let mut conns: HashMap<Token, mio::net::UnixStream> = HashMap::new();
-        let mut next = 1;
-        let mut events = Events::with_capacity(256);
-        let mut buf = vec![0u8; 16384];
-        loop {
-            poll.poll(&mut events, None).unwrap();
-            for ev in events.iter() {
-                if ev.token() == Token(0) {
-                    while let Ok((mut s, _)) = l.accept() {
-                        let t = Token(next);
-                        next += 1;
-                        poll.registry()
-                            .register(&mut s, t, Interest::READABLE)
-                            .unwrap();
-                        conns.insert(t, s);
+    std::thread::Builder::new()
+        .name("echo-server".into())
+        .spawn(move || {
+            tid.store(gettid(), Ordering::SeqCst);
+            let mut poll = Poll::new().unwrap();
+            let mut l = UnixListener::from_std(std_l);
+            poll.registry()
+                .register(&mut l, Token(0), Interest::READABLE)
+                .unwrap();
+            let mut conns: HashMap<Token, mio::net::UnixStream> = HashMap::new();
+            let mut next = 1;
+            let mut events = Events::with_capacity(256);
+            let mut buf = vec![0u8; 16384];
+            loop {
+                poll.poll(&mut events, None).unwrap();
+                for ev in events.iter() {
+                    if ev.token() == Token(0) {
+                        while let Ok((mut s, _)) = l.accept() {
+                            let t = Token(next);
+                            next += 1;
+                            poll.registry()
+                                .register(&mut s, t, Interest::READABLE)
+                                .unwrap();
+                            conns.insert(t, s);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let mut dead = false;
-                if let Some(s) = conns.get_mut(&ev.token()) {
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) => {
-                                dead = true;
-                                break;
-                            }
-                            Ok(n) => {
-                                let mut off = 0;
-                                while off < n {
-                                    match s.write(&buf[off..n]) {
-                                        Ok(k) => off += k,
-                                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                            std::thread::yield_now()
-                                        }
-                                        Err(_) => {
-                                            dead = true;
-                                            break;
+                    let mut dead = false;
+                    if let Some(s) = conns.get_mut(&ev.token()) {
+                        loop {
+                            match s.read(&mut buf) {
+                                Ok(0) => {
+                                    dead = true;
+                                    break;
+                                }
+                                Ok(n) => {
+                                    let mut off = 0;
+                                    while off < n {
+                                        match s.write(&buf[off..n]) {
+                                            Ok(k) => off += k,
+                                            Err(e)
+                                                if e.kind() == std::io::ErrorKind::WouldBlock =>
+                                            {
+                                                std::thread::yield_now()
+                                            }
+                                            Err(_) => {
+                                                dead = true;
+                                                break;
+                                            }
                                         }
                                     }
                                 }
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            Err(_) => {
-                                dead = true;
-                                break;
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                                Err(_) => {
+                                    dead = true;
+                                    break;
+                                }
                             }
                         }
                     }
-                }
-                if dead {
-                    conns.remove(&ev.token());
+                    if dead {
+                        conns.remove(&ev.token());
+                    }
                 }
             }
-        }
-    });
+        })
+        .unwrap();
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     Echo,
     Read,
     Write,
 }
 
-struct Result_ {
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Echo => "echo",
+            Kind::Read => "READ",
+            Kind::Write => "WRITE",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Measured {
     ops_per_s: f64,
     p50: Duration,
     p99: Duration,
+    /// Server-thread CPU per operation.
+    cpu_per_op: Duration,
 }
 
-fn run(kind: Kind, clients: usize, ops: usize, echo: &Path, xs: &Path) -> Result_ {
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));
+struct Servers {
+    echo: PathBuf,
+    xs: PathBuf,
+    echo_tid: Arc<AtomicI32>,
+    xs_tid: Arc<AtomicI32>,
+}
+
+fn run(kind: Kind, clients: usize, ops: usize, sv: &Servers) -> Measured {
+    let barrier = Arc::new(std::sync::Barrier::new(clients + 1));
     let handles: Vec<_> = (0..clients)
         .map(|i| {
-            let echo = echo.to_path_buf();
-            let xs = xs.to_path_buf();
+            let echo = sv.echo.clone();
+            let xs = sv.xs.clone();
             let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let mut lat = Vec::with_capacity(ops);
-                let key = format!("/bench/c{i}");
-                match kind {
-                    Kind::Echo => {
-                        let mut s = UnixStream::connect(&echo).unwrap();
-                        // A READ request's size: header plus path.
-                        let msg =
-                            xenstore::wire::Frame::new(2, 1, 0, format!("{key}\0").into_bytes())
-                                .encode();
-                        let mut back = vec![0u8; msg.len()];
-                        barrier.wait();
-                        for _ in 0..ops {
-                            let t = Instant::now();
-                            s.write_all(&msg).unwrap();
-                            s.read_exact(&mut back).unwrap();
-                            lat.push(t.elapsed());
-                        }
-                    }
-                    Kind::Read | Kind::Write => {
-                        let mut c = Client::connect_path(&xs).unwrap();
-                        c.write(&key, "0123456789abcdef").unwrap();
-                        barrier.wait();
-                        for n in 0..ops {
-                            let t = Instant::now();
-                            if kind == Kind::Read {
-                                c.read(&key).unwrap();
-                            } else {
-                                c.write(&key, format!("value-{n:08}")).unwrap();
+            std::thread::Builder::new()
+                .name(format!("client-{i}"))
+                .spawn(move || {
+                    let mut lat = Vec::with_capacity(ops);
+                    let key = format!("/bench/c{i}");
+                    match kind {
+                        Kind::Echo => {
+                            let mut s = UnixStream::connect(&echo).unwrap();
+                            // A READ request's size: header plus path.
+                            let msg = xenstore::wire::Frame::new(
+                                2,
+                                1,
+                                0,
+                                format!("{key}\0").into_bytes(),
+                            )
+                            .encode();
+                            let mut back = vec![0u8; msg.len()];
+                            barrier.wait();
+                            for _ in 0..ops {
+                                let t = Instant::now();
+                                s.write_all(&msg).unwrap();
+                                s.read_exact(&mut back).unwrap();
+                                lat.push(t.elapsed());
                             }
-                            lat.push(t.elapsed());
+                        }
+                        Kind::Read | Kind::Write => {
+                            let mut c = Client::connect_path(&xs).unwrap();
+                            c.write(&key, "0123456789abcdef").unwrap();
+                            barrier.wait();
+                            for n in 0..ops {
+                                let t = Instant::now();
+                                if kind == Kind::Read {
+                                    c.read(&key).unwrap();
+                                } else {
+                                    c.write(&key, format!("value-{n:08}")).unwrap();
+                                }
+                                lat.push(t.elapsed());
+                            }
                         }
                     }
-                }
-                lat
-            })
+                    lat
+                })
+                .unwrap()
         })
         .collect();
+    let tid = if kind == Kind::Echo {
+        sv.echo_tid.load(Ordering::SeqCst)
+    } else {
+        sv.xs_tid.load(Ordering::SeqCst)
+    };
     barrier.wait();
+    let cpu0 = thread_cpu(tid);
     let t0 = Instant::now();
     let mut all: Vec<Duration> = Vec::new();
     for h in handles {
         all.extend(h.join().unwrap());
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu(tid).saturating_sub(cpu0);
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Result_ {
+    Measured {
         ops_per_s: all.len() as f64 / secs,
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu_per_op: cpu / all.len() as u32,
     }
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
-    let ops: usize = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let ops: usize = args
+        .next()
         .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(20_000)
+        .max(8);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
     let dir: PathBuf = std::env::temp_dir().join(format!("xs-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let echo = dir.join("echo");
-    let xs = dir.join("xenstored");
-    echo_server(&echo);
+    let sv = Servers {
+        echo: dir.join("echo"),
+        xs: dir.join("xenstored"),
+        echo_tid: Arc::new(AtomicI32::new(0)),
+        xs_tid: Arc::new(AtomicI32::new(0)),
+    };
+    echo_server(&sv.echo, sv.echo_tid.clone());
     // xenstored as deployed: journaling to disk before each reply batch.
     let (p, store) = Persister::open(&dir.join("state"), false).unwrap();
-    let l = server::bind(&xs).unwrap();
-    std::thread::spawn(move || {
-        let mut s = Server::new(l, store, Some(p), None).unwrap();
-        s.run().unwrap();
-    });
+    let l = server::bind(&sv.xs).unwrap();
+    let xs_tid = sv.xs_tid.clone();
+    std::thread::Builder::new()
+        .name("xenstored".into())
+        .spawn(move || {
+            xs_tid.store(gettid(), Ordering::SeqCst);
+            let mut s = Server::new(l, store, Some(p), None).unwrap();
+            s.run().unwrap();
+        })
+        .unwrap();
+    while sv.echo_tid.load(Ordering::SeqCst) == 0 || sv.xs_tid.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     println!(
-        "unix-socket round trips, {ops} per client (32 clients: {} per client)",
+        "unix-socket round trips, {ops} per client (32 clients: {} per client), \
+         {rounds} rounds of echo/READ/WRITE back to back",
         ops / 8
     );
     println!(
-        "{:<7} {:>7} {:>12} {:>10} {:>10} {:>14}",
-        "op", "clients", "ops/s", "p50 us", "p99 us", "ratio vs echo"
+        "{:<6} {:>7} {:>10} {:>8} {:>8} {:>12} {:>8} {:>14}",
+        "op", "clients", "ops/s", "p50 us", "p99 us", "srv cpu us/op", "ratio", "ratio min-max"
     );
+    let kinds = [Kind::Echo, Kind::Read, Kind::Write];
     for clients in [1usize, 32] {
         let n = if clients == 1 { ops } else { ops / 8 };
-        let e = run(Kind::Echo, clients, n, &echo, &xs);
-        for (name, kind) in [
-            ("echo", Kind::Echo),
-            ("READ", Kind::Read),
-            ("WRITE", Kind::Write),
-        ] {
-            let r = if kind == Kind::Echo {
-                Result_ {
-                    ops_per_s: e.ops_per_s,
-                    p50: e.p50,
-                    p99: e.p99,
-                }
-            } else {
-                run(kind, clients, n, &echo, &xs)
+        let mut per_round: Vec<HashMap<Kind, Measured>> = Vec::new();
+        for r in 0..rounds {
+            let mut m = HashMap::new();
+            for k in 0..kinds.len() {
+                let kind = kinds[(k + r) % kinds.len()];
+                m.insert(kind, run(kind, clients, n, &sv));
+            }
+            per_round.push(m);
+        }
+        for kind in kinds {
+            let ratios: Vec<f64> = per_round
+                .iter()
+                .map(|m| m[&kind].ops_per_s / m[&Kind::Echo].ops_per_s)
+                .collect();
+            let ratio = median(ratios.clone());
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(0.0, f64::max);
+            let med = |f: &dyn Fn(&Measured) -> f64| {
+                median(per_round.iter().map(|m| f(&m[&kind])).collect())
             };
+            let us = 1e6;
+            let ops_s = med(&|m| m.ops_per_s);
+            let p50 = med(&|m| m.p50.as_secs_f64() * us);
+            let p99 = med(&|m| m.p99.as_secs_f64() * us);
+            let cpu = med(&|m| m.cpu_per_op.as_secs_f64() * us);
             println!(
-                "{:<7} {:>7} {:>12.0} {:>10.1} {:>10.1} {:>14.2}",
-                name,
+                "{:<6} {:>7} {:>10.0} {:>8.1} {:>8.1} {:>12.2} {:>8.2} {:>14}",
+                kind.name(),
                 clients,
-                r.ops_per_s,
-                r.p50.as_secs_f64() * 1e6,
-                r.p99.as_secs_f64() * 1e6,
-                r.ops_per_s / e.ops_per_s
+                ops_s,
+                p50,
+                p99,
+                cpu,
+                ratio,
+                format!("{lo:.2}-{hi:.2}"),
             );
         }
     }
