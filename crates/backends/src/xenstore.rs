@@ -100,6 +100,11 @@ impl<M: RingMemory, N: Notify, S: Read + Write> StoreRelay<M, N, S> {
         &self.daemon
     }
 
+    /// The daemon connection, mutably (to deregister it).
+    pub fn daemon_mut(&mut self) -> &mut S {
+        &mut self.daemon
+    }
+
     /// Bytes held for the daemon and for the guest.
     pub fn buffered(&self) -> (usize, usize) {
         (self.to_daemon.len(), self.to_guest.len())

@@ -10,7 +10,26 @@
 //! connect to.
 
 pub mod boot;
+pub mod config;
+pub mod control;
 pub mod cpuid;
+pub mod domain;
+pub mod io;
 pub mod layout;
 pub mod memory;
+pub mod store;
+pub mod vcpus;
+pub mod vm;
 pub mod xen;
+
+/// An error and its sources, `: `-separated, for log lines.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}

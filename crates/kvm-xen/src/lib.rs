@@ -55,8 +55,9 @@ pub const KVM_XEN_INVALID_GFN: u64 = u64::MAX;
 pub const KVM_XEN_INVALID_GPA: u64 = u64::MAX;
 /// `KVM_IRQ_ROUTING_XEN_EVTCHN`: deliver to the guest's 2-level event channel.
 pub const KVM_IRQ_ROUTING_XEN_EVTCHN: u32 = kvm_bindings::KVM_IRQ_ROUTING_XEN_EVTCHN;
-/// Event channel priority KVM supports (`KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL`).
-pub const KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL: u32 = 0;
+/// Event channel priority KVM supports (`KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL`,
+/// `(__u32)-1` in `linux/kvm.h`; any other value is `EINVAL`).
+pub const KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL: u32 = u32::MAX;
 
 /// Errors of the KVM Xen ioctls.
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +278,9 @@ pub fn set_runstate_update_flag(vm: &VmFd, on: bool) -> Result<()> {
 /// (`KVM_XEN_ATTR_TYPE_EVTCHN`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EvtchnTarget {
-    /// Raise `port` on `vcpu` of this same guest (IPIs, loopback).
+    /// Raise `port` on `vcpu` of this same guest: an IPI when `port` is the
+    /// sending port itself, else the other end of a loopback interdomain
+    /// channel.
     Port {
         /// Local port to raise.
         port: u32,
@@ -291,26 +294,46 @@ pub enum EvtchnTarget {
     },
 }
 
-/// `KVM_XEN_ATTR_TYPE_EVTCHN`: make KVM handle `EVTCHNOP_send` on
-/// `send_port` in the kernel, delivering to `target`; `update` replaces an
-/// existing route instead of adding one.
-pub fn assign_evtchn(vm: &VmFd, send_port: u32, target: EvtchnTarget, update: bool) -> Result<()> {
+/// `EVTCHNSTAT_interdomain`: the channel type KVM wants for a route to
+/// another port or an eventfd (`event_channel.h`).
+pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+/// `EVTCHNSTAT_ipi`: the channel type of a route that raises the sending
+/// port itself.
+pub const EVTCHNSTAT_IPI: u32 = 5;
+
+/// The attribute [`assign_evtchn`] sets. KVM's `u.evtchn.type` is the Xen
+/// channel type (`EVTCHNSTAT_ipi` or `EVTCHNSTAT_interdomain`, checked
+/// against the delivery: an IPI must deliver to its own port, an eventfd
+/// route has delivery port 0), and only 2-level priority exists.
+pub fn evtchn_attr(send_port: u32, target: EvtchnTarget, update: bool) -> kvm_xen_hvm_attr {
     let mut a = hvm_attr(KVM_XEN_ATTR_TYPE_EVTCHN);
     a.u.evtchn.send_port = send_port;
-    a.u.evtchn.type_ = KVM_IRQ_ROUTING_XEN_EVTCHN;
     a.u.evtchn.flags = if update { KVM_XEN_EVTCHN_UPDATE } else { 0 };
     match target {
         EvtchnTarget::Port { port, vcpu } => {
+            a.u.evtchn.type_ = if port == send_port {
+                EVTCHNSTAT_IPI
+            } else {
+                EVTCHNSTAT_INTERDOMAIN
+            };
             a.u.evtchn.deliver.port.port = port;
             a.u.evtchn.deliver.port.vcpu = vcpu;
             a.u.evtchn.deliver.port.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL;
         }
         EvtchnTarget::Eventfd { fd } => {
+            a.u.evtchn.type_ = EVTCHNSTAT_INTERDOMAIN;
             a.u.evtchn.deliver.eventfd.port = 0;
             a.u.evtchn.deliver.eventfd.fd = fd;
         }
     }
-    hvm_set_attr(vm, &a)
+    a
+}
+
+/// `KVM_XEN_ATTR_TYPE_EVTCHN`: make KVM handle `EVTCHNOP_send` on
+/// `send_port` in the kernel, delivering to `target`; `update` replaces an
+/// existing route (of the same kind) instead of adding one.
+pub fn assign_evtchn(vm: &VmFd, send_port: u32, target: EvtchnTarget, update: bool) -> Result<()> {
+    hvm_set_attr(vm, &evtchn_attr(send_port, target, update))
 }
 
 /// `KVM_XEN_ATTR_TYPE_EVTCHN` with `KVM_XEN_EVTCHN_DEASSIGN`: stop
@@ -539,6 +562,34 @@ mod tests {
             partial.missing(XenCaps::REQUIRED).0,
             XenCaps::REQUIRED.0 & !KVM_XEN_HVM_CONFIG_HYPERCALL_MSR
         );
+    }
+
+    #[test]
+    fn evtchn_routes_carry_the_channel_type() {
+        let ipi = evtchn_attr(7, EvtchnTarget::Port { port: 7, vcpu: 1 }, false);
+        assert_eq!(u32::from(ipi.type_), KVM_XEN_ATTR_TYPE_EVTCHN);
+        // SAFETY: evtchn_attr wrote this union member; plain integers.
+        let e = unsafe { ipi.u.evtchn };
+        assert_eq!((e.send_port, e.type_, e.flags), (7, EVTCHNSTAT_IPI, 0));
+        // SAFETY: evtchn_attr wrote this union member; plain integers.
+        let d = unsafe { e.deliver.port };
+        assert_eq!((d.port, d.vcpu, d.priority), (7, 1, u32::MAX));
+
+        let lo = evtchn_attr(7, EvtchnTarget::Port { port: 9, vcpu: 0 }, true);
+        // SAFETY: evtchn_attr wrote this union member; plain integers.
+        let e = unsafe { lo.u.evtchn };
+        assert_eq!(
+            (e.type_, e.flags),
+            (EVTCHNSTAT_INTERDOMAIN, KVM_XEN_EVTCHN_UPDATE)
+        );
+
+        let fd = evtchn_attr(3, EvtchnTarget::Eventfd { fd: 42 }, false);
+        // SAFETY: evtchn_attr wrote this union member; plain integers.
+        let e = unsafe { fd.u.evtchn };
+        assert_eq!(e.type_, EVTCHNSTAT_INTERDOMAIN);
+        // SAFETY: evtchn_attr wrote this union member; plain integers.
+        let d = unsafe { e.deliver.eventfd };
+        assert_eq!((d.port, d.fd), (0, 42), "eventfd routes have port 0");
     }
 
     #[test]

@@ -1,10 +1,19 @@
 //! The ACPI tables of a PVH domain: RSDP → XSDT → FADT (hardware-reduced,
-//! no legacy devices) → DSDT (empty), and a MADT with one enabled local
-//! APIC per vCPU (APIC id = vCPU index, as KVM numbers them) and no I/O
-//! APIC. Built with the `acpi_tables` crate; see ACPI 6.5, chapter 5.
+//! no legacy devices) → DSDT, and a MADT with one enabled local APIC per
+//! vCPU (APIC id = vCPU index, as KVM numbers them) and no I/O APIC. Built
+//! with the `acpi_tables` crate; see ACPI 6.5, chapter 5.
+//!
+//! Power off and reset: a hardware-reduced platform has no PM1 blocks; the
+//! FADT's sleep control register ([`SLEEP_CONTROL_PORT`], ACPI 6.5
+//! 4.8.3.7) with `\_S5` in the DSDT lets the guest enter S5 (Linux PVH
+//! guests power off this way: they have no PV power-off hook), and the
+//! reset register ([`RESET_PORT`]) resets. The domain process turns those
+//! port writes into the `poweroff` and `reboot` shutdown reasons.
 
 use acpi_tables::Aml;
+use acpi_tables::aml::{Name, Package, Path};
 use acpi_tables::fadt::{FADTBuilder, Flags};
+use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::madt::{EnabledStatus, LocalInterruptController, MADT, ProcessorLocalApic};
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
@@ -15,6 +24,33 @@ use crate::layout::LAPIC_ADDR;
 const OEM_ID: [u8; 6] = *b"RXEN  ";
 const OEM_TABLE_ID: [u8; 8] = *b"RXENPVH ";
 const OEM_REVISION: u32 = 1;
+
+/// I/O port of the FADT sleep control register (and of the sleep status
+/// register, which reads as all ones).
+pub const SLEEP_CONTROL_PORT: u16 = 0x600;
+/// I/O port of the FADT reset register.
+pub const RESET_PORT: u16 = 0x604;
+/// What the guest writes to [`RESET_PORT`] to reset.
+pub const RESET_VALUE: u8 = 1;
+/// `SLP_TYPx` of S5 (soft off) in this DSDT's `\_S5` package.
+pub const SLP_TYP_S5: u8 = 5;
+/// `SLP_EN` in the sleep control register.
+pub const SLP_EN: u8 = 1 << 5;
+
+/// Whether a byte written to [`SLEEP_CONTROL_PORT`] asks for S5.
+pub fn is_s5_request(v: u8) -> bool {
+    v & SLP_EN != 0 && (v >> 2) & 0x7 == SLP_TYP_S5
+}
+
+fn io_byte_register(port: u16) -> GAS {
+    GAS::new(
+        AddressSpace::SystemIo,
+        8,
+        0,
+        AccessSize::ByteAccess,
+        u64::from(port),
+    )
+}
 
 /// The most vCPUs the MADT describes (8-bit xAPIC ids; 0xff is broadcast).
 pub const MAX_VCPUS: u32 = 128;
@@ -68,6 +104,12 @@ pub fn build(base: u64, room: usize, vcpus: u32) -> Result<AcpiTables, AcpiError
     }
     // Offsets: RSDP, then the other tables 16-byte aligned.
     let mut dsdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    // Name (\_S5, Package () { 5, 0 }): S5's SLP_TYP values.
+    let s5 = aml_bytes(&Name::new(
+        Path::new("\\_S5_"),
+        &Package::new(vec![&SLP_TYP_S5, &0u8]),
+    ));
+    dsdt.append_slice(&s5);
     dsdt.update_checksum();
     let dsdt = dsdt.as_slice().to_vec();
 
@@ -102,7 +144,12 @@ pub fn build(base: u64, room: usize, vcpus: u32) -> Result<AcpiTables, AcpiError
         .dsdt_64(at(dsdt_off))
         .flag(Flags::HwReducedAcpi)
         .flag(Flags::PwrButton)
-        .flag(Flags::SlpButton);
+        .flag(Flags::SlpButton)
+        .flag(Flags::ResetRegSup);
+    fadt.sleep_control_reg = io_byte_register(SLEEP_CONTROL_PORT);
+    fadt.sleep_status_reg = io_byte_register(SLEEP_CONTROL_PORT);
+    fadt.reset_reg = io_byte_register(RESET_PORT);
+    fadt.reset_value = RESET_VALUE;
     fadt.iapc_boot_arch =
         (IAPC_VGA_NOT_PRESENT | IAPC_MSI_NOT_SUPPORTED | IAPC_CMOS_RTC_NOT_PRESENT).into();
     let fadt = aml_bytes(&fadt.finalize());
@@ -174,9 +221,26 @@ mod tests {
         let flen = u32_at(b, fadt + 4) as usize;
         assert_eq!(sum(&b[fadt..fadt + flen]), 0);
         assert_ne!(u32_at(b, fadt + 112) & (1 << 20), 0, "HW_REDUCED_ACPI");
+        assert_ne!(u32_at(b, fadt + 112) & (1 << 10), 0, "RESET_REG_SUP");
+        // RESET_REG (offset 116): system I/O, 8 bits, byte access.
+        assert_eq!(&b[fadt + 116..fadt + 120], &[1, 8, 0, 1]);
+        assert_eq!(u64_at(b, fadt + 120), u64::from(RESET_PORT));
+        assert_eq!(b[fadt + 128], RESET_VALUE);
+        // SLEEP_CONTROL_REG (244) and SLEEP_STATUS_REG (256).
+        assert_eq!(&b[fadt + 244..fadt + 248], &[1, 8, 0, 1]);
+        assert_eq!(u64_at(b, fadt + 248), u64::from(SLEEP_CONTROL_PORT));
+        assert_eq!(u64_at(b, fadt + 260), u64::from(SLEEP_CONTROL_PORT));
         let dsdt = off(u64_at(b, fadt + 140));
         assert_eq!(&b[dsdt..dsdt + 4], b"DSDT");
-        assert_eq!(sum(&b[dsdt..dsdt + u32_at(b, dsdt + 4) as usize]), 0);
+        let dlen = u32_at(b, dsdt + 4) as usize;
+        assert_eq!(sum(&b[dsdt..dsdt + dlen]), 0);
+        // NameOp '\' "_S5_" PackageOp PkgLength(5) NumElements(2) BytePrefix 5 ZeroOp
+        assert_eq!(
+            &b[dsdt + 36..dsdt + dlen],
+            &[
+                0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x05, 0x02, 0x0a, 0x05, 0x00
+            ]
+        );
 
         let madt = off(entries[1]);
         assert_eq!(&b[madt..madt + 4], b"APIC");
@@ -195,6 +259,14 @@ mod tests {
         }
         assert_eq!(ids, vec![0, 1, 2]);
         assert_eq!(t.rsdp, base);
+    }
+
+    #[test]
+    fn s5_requests() {
+        assert!(is_s5_request(SLP_EN | (SLP_TYP_S5 << 2)));
+        assert!(!is_s5_request(SLP_TYP_S5 << 2), "SLP_EN clear");
+        assert!(!is_s5_request(SLP_EN | (3 << 2)), "S3");
+        assert!(!is_s5_request(0));
     }
 
     #[test]

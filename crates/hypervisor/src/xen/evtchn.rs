@@ -186,6 +186,10 @@ impl EventChannels {
     /// Close `port`, undoing its KVM state; a loopback peer goes back to unbound.
     fn close(&mut self, port: usize, effects: &mut Vec<Effect>) {
         let old = self.ports[port];
+        if old.toolstack {
+            // The domain process routed sends on it to a host service.
+            effects.push(Effect::Vm(VmOp::UnroutePort(port as u32)));
+        }
         match old.state {
             PortState::Ipi => effects.push(Effect::Vm(VmOp::UnroutePort(port as u32))),
             PortState::Interdomain {

@@ -6,7 +6,9 @@
 use xen_abi::errno::*;
 use xen_abi::memory::*;
 
-use super::{Effect, GuestAccess, HypercallCtx, VmOp, XenDomain, read_arg, write_arg};
+use xen_abi::xen::shared_info_vcpu_info_offset;
+
+use super::{Effect, GuestAccess, HypercallCtx, VcpuOp, VmOp, XenDomain, read_arg, write_arg};
 use crate::layout::PAGE_SIZE;
 
 /// Most entries one `XENMEM_memory_map` call copies (the map has a handful).
@@ -43,6 +45,19 @@ impl XenDomain {
                         }
                         self.shared_info_gfn = Some(a.gpfn);
                         effects.push(Effect::Vm(VmOp::SetSharedInfo { gfn: a.gpfn }));
+                        // Until a vCPU registers its own vcpu_info, Xen
+                        // uses its slot in shared_info; KVM must be told.
+                        for vcpu in 0..self.cfg.vcpus {
+                            if self.vcpus[vcpu as usize].vcpu_info_registered {
+                                continue;
+                            }
+                            if let Some(off) = shared_info_vcpu_info_offset(vcpu) {
+                                effects.push(Effect::Vcpu {
+                                    vcpu,
+                                    op: VcpuOp::SetVcpuInfo(gpa + off as u64),
+                                });
+                            }
+                        }
                         Ok(0)
                     }
                     XENMAPSPACE_grant_table => {

@@ -295,7 +295,18 @@ fn add_to_physmap_shared_info_and_grant_frames() {
     assert_eq!(o.ret, 0);
     assert_eq!(
         o.effects,
-        vec![Effect::Vm(VmOp::SetSharedInfo { gfn: 0x10 })]
+        vec![
+            Effect::Vm(VmOp::SetSharedInfo { gfn: 0x10 }),
+            // Each vCPU's vcpu_info starts in its shared_info slot.
+            Effect::Vcpu {
+                vcpu: 0,
+                op: VcpuOp::SetVcpuInfo(0x10000 + SHARED_INFO_vcpu_info as u64)
+            },
+            Effect::Vcpu {
+                vcpu: 1,
+                op: VcpuOp::SetVcpuInfo(0x10000 + SHARED_INFO_vcpu_info as u64 + 64)
+            },
+        ]
     );
     assert_eq!(h.dom.shared_info_gfn, Some(0x10));
 
@@ -1473,9 +1484,50 @@ fn vcpu_register_vcpu_info() {
     assert_eq!(reg(&mut h, 1, 0x41, 0).ret, neg(XEN_EINVAL), "only once");
     assert_eq!(h.dom.vcpu_info_gpa(1), Some(0x40040));
     assert_eq!(h.dom.vcpu_info_gpa(0), None, "no shared_info yet");
-    h.map_shared_info(0x30);
+    // Mapping shared_info points only the unregistered vCPU 0 at its slot.
+    h.put(
+        ARG,
+        &xen_add_to_physmap {
+            domid: DOMID_SELF,
+            size: 0,
+            space: XENMAPSPACE_shared_info,
+            idx: 0,
+            gpfn: 0x30,
+        },
+    );
+    let o = h.call(__HYPERVISOR_memory_op, &[XENMEM_add_to_physmap, ARG]);
+    assert_eq!(
+        o.effects,
+        vec![
+            Effect::Vm(VmOp::SetSharedInfo { gfn: 0x30 }),
+            Effect::Vcpu {
+                vcpu: 0,
+                op: VcpuOp::SetVcpuInfo(0x30000)
+            }
+        ]
+    );
     assert_eq!(h.dom.vcpu_info_gpa(0), Some(0x30000));
     assert_eq!(h.dom.vcpu_info_gpa(7), None);
+}
+
+/// The XenStore and console ports are routed to host services by the
+/// domain process: a guest closing one undoes that route (and a later
+/// port with the same number is the guest's own).
+#[test]
+fn closing_a_toolstack_port_unroutes_it() {
+    let mut h = H::new();
+    let (ret, effects, _) = h.evtchn(EVTCHNOP_close, evtchn_close { port: 2 });
+    assert_eq!(ret, 0);
+    assert_eq!(effects, vec![Effect::Vm(VmOp::UnroutePort(2))]);
+    assert_eq!(
+        h.dom.evtchn.port(2).unwrap().state,
+        evtchn::PortState::Closed
+    );
+    assert_eq!(h.dom.evtchn.notify_from_host(EvtchnPort(2)), None);
+    // Reset leaves the remaining toolstack port alone.
+    let (ret, effects, _) = h.evtchn(EVTCHNOP_reset, evtchn_reset { dom: DOMID_SELF });
+    assert_eq!((ret, effects), (0, vec![]));
+    assert!(h.dom.evtchn.notify_from_host(EvtchnPort(1)).is_some());
 }
 
 #[test]

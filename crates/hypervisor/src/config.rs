@@ -1,0 +1,238 @@
+//! What the domain process builds, taken from the toolstack's
+//! `config.json` (xl-config's `DomainConfig`, libxl's JSON shape), and
+//! where it keeps its files (`docs/domain-process.md`, "Paths").
+//!
+//! [`DomainSpec`] is the input of the domain builder: only what rxen acts
+//! on, validated once. Keys of `DomainConfig` that the domain process does
+//! not implement are left to the toolstack to refuse or warn about.
+
+use std::path::{Path, PathBuf};
+
+use xl_config::{DomainConfig, DomainType};
+
+use crate::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
+
+/// Grant frames when the config does not say (Xen's default).
+pub const DEFAULT_MAX_GRANT_FRAMES: u32 = 64;
+/// The most vCPUs a domain may have (the MADT's limit).
+pub const MAX_VCPUS: u32 = crate::boot::acpi::MAX_VCPUS;
+
+/// A configuration rxen cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Reading `config.json` failed.
+    #[error("reading {0} failed")]
+    Read(PathBuf, #[source] std::io::Error),
+    /// `config.json` is not a `DomainConfig`.
+    #[error("{0} is not a domain configuration")]
+    Parse(PathBuf, #[source] serde_json::Error),
+    /// An HVM guest needs a device model and firmware.
+    #[error("type \"hvm\" guests are not supported: rxen boots PVH (and PV configs as PVH)")]
+    Hvm,
+    /// No kernel to boot.
+    #[error("the configuration has no kernel= to boot")]
+    NoKernel,
+    /// No or unusable memory size.
+    #[error("memory of {0} KiB is outside what rxen supports ({min} to {max} MiB, 4 KiB pages)", min = MIN_MEMORY >> 20, max = MAX_MEMORY >> 20)]
+    Memory(u64),
+    /// vCPU count out of range.
+    #[error("{0} vCPUs is outside 1..={MAX_VCPUS}")]
+    Vcpus(u32),
+}
+
+/// The domain to build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainSpec {
+    /// `name=`.
+    pub name: String,
+    /// `uuid=` (zero when absent).
+    pub uuid: [u8; 16],
+    /// Guest RAM in bytes (`memory=`).
+    pub memory: u64,
+    /// vCPUs (`vcpus=`).
+    pub vcpus: u32,
+    /// Host CPUs each vCPU may run on (`cpus=`); empty means any.
+    pub affinity: Vec<Vec<u32>>,
+    /// `kernel=`.
+    pub kernel: PathBuf,
+    /// `ramdisk=`.
+    pub ramdisk: Option<PathBuf>,
+    /// The kernel command line (`cmdline=`, or `root=` and `extra=`).
+    pub cmdline: String,
+    /// `max_grant_frames=`.
+    pub max_grant_frames: u32,
+}
+
+impl DomainSpec {
+    /// Read and check `config.json`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        let c =
+            DomainConfig::from_json(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e))?;
+        Self::from_config(&c)
+    }
+
+    /// Check a parsed `DomainConfig`.
+    pub fn from_config(c: &DomainConfig) -> Result<Self, ConfigError> {
+        if c.c_info.kind == DomainType::Hvm {
+            return Err(ConfigError::Hvm);
+        }
+        let b = &c.b_info;
+        let kernel = b.kernel.clone().ok_or(ConfigError::NoKernel)?;
+        let memkb = b.target_memkb.or(b.max_memkb).unwrap_or(0);
+        let memory = memkb.saturating_mul(1024);
+        if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) || memory % PAGE_SIZE != 0 {
+            return Err(ConfigError::Memory(memkb));
+        }
+        let avail = b.avail_vcpus.iter().count() as u32;
+        let vcpus = if avail > 0 { avail } else { b.max_vcpus.max(1) };
+        if vcpus == 0 || vcpus > MAX_VCPUS {
+            return Err(ConfigError::Vcpus(vcpus));
+        }
+        if b.max_vcpus > vcpus {
+            tracing::warn!(
+                max_vcpus = b.max_vcpus,
+                vcpus,
+                "vCPU hot-plug is not supported: the domain has its online vCPUs only"
+            );
+        }
+        let affinity = (0..vcpus as usize)
+            .map(|i| {
+                b.vcpu_hard_affinity
+                    .get(i)
+                    .map(|m| m.iter().collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(Self {
+            name: c
+                .c_info
+                .name
+                .clone()
+                .unwrap_or_else(|| "rxen-guest".to_owned()),
+            uuid: c.c_info.uuid.map(|u| u.0).unwrap_or_default(),
+            memory,
+            vcpus,
+            affinity,
+            kernel: PathBuf::from(kernel),
+            ramdisk: b.ramdisk.clone().map(PathBuf::from),
+            cmdline: b.cmdline.clone().unwrap_or_default(),
+            max_grant_frames: b.max_grant_frames.unwrap_or(DEFAULT_MAX_GRANT_FRAMES),
+        })
+    }
+}
+
+/// The runtime root (`RXEN_RUN_DIR`, default `/run/rxen`).
+pub fn run_root() -> PathBuf {
+    std::env::var_os("RXEN_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/rxen"))
+}
+
+/// One domain's runtime dir: `<runtime root>/domain/<domid>/`.
+pub fn runtime_dir(domid: u16) -> PathBuf {
+    run_root().join("domain").join(domid.to_string())
+}
+
+/// The console log of domain `name`: `guest-<name>.log` in `RXEN_LOG_DIR`
+/// (default `/var/log/xen/console`).
+pub fn console_log(name: &str) -> PathBuf {
+    let dir = std::env::var_os("RXEN_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/log/xen/console"));
+    // A name is one path component.
+    let safe: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    dir.join(format!("guest-{safe}.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xl_config::{Bitmap, ConfigSource, CpuTopology, parse_domain_config};
+
+    fn parse(text: &str) -> DomainConfig {
+        let mut w = Vec::new();
+        parse_domain_config(
+            &[ConfigSource {
+                name: "t.cfg",
+                text,
+            }],
+            &CpuTopology::default(),
+            &mut w,
+        )
+        .unwrap()
+        .config
+    }
+
+    #[test]
+    fn pvh_config() {
+        let c = parse(
+            "name=\"g1\"\ntype=\"pvh\"\nkernel=\"/k\"\nramdisk=\"/r\"\nmemory=256\nvcpus=2\nextra=\"console=hvc0\"\n",
+        );
+        let s = DomainSpec::from_config(&c).unwrap();
+        assert_eq!(s.name, "g1");
+        assert_eq!(s.memory, 256 << 20);
+        assert_eq!(s.vcpus, 2);
+        assert_eq!(s.kernel, PathBuf::from("/k"));
+        assert_eq!(s.ramdisk, Some(PathBuf::from("/r")));
+        assert!(s.cmdline.contains("console=hvc0"), "{}", s.cmdline);
+        assert_eq!(s.affinity, vec![Vec::<u32>::new(); 2]);
+        assert_eq!(s.max_grant_frames, DEFAULT_MAX_GRANT_FRAMES);
+        // The JSON round trip the toolstack uses.
+        let back = DomainConfig::from_json(&c.to_json()).unwrap();
+        assert_eq!(DomainSpec::from_config(&back).unwrap(), s);
+    }
+
+    #[test]
+    fn refusals() {
+        let mut c = parse("name=\"g\"\nkernel=\"/k\"\nmemory=64\n");
+        assert!(
+            DomainSpec::from_config(&c).is_ok(),
+            "PV configs boot as PVH"
+        );
+        c.c_info.kind = DomainType::Hvm;
+        assert!(matches!(DomainSpec::from_config(&c), Err(ConfigError::Hvm)));
+        let mut c = parse("name=\"g\"\nkernel=\"/k\"\nmemory=64\n");
+        c.b_info.kernel = None;
+        assert!(matches!(
+            DomainSpec::from_config(&c),
+            Err(ConfigError::NoKernel)
+        ));
+        let mut c = parse("name=\"g\"\nkernel=\"/k\"\nmemory=8\n");
+        assert!(matches!(
+            DomainSpec::from_config(&c),
+            Err(ConfigError::Memory(8192))
+        ));
+        c.b_info.target_memkb = Some(65537);
+        assert!(matches!(
+            DomainSpec::from_config(&c),
+            Err(ConfigError::Memory(_))
+        ));
+        c.b_info.target_memkb = Some(65536);
+        c.b_info.avail_vcpus = Bitmap::first(200);
+        assert!(matches!(
+            DomainSpec::from_config(&c),
+            Err(ConfigError::Vcpus(200))
+        ));
+    }
+
+    #[test]
+    fn affinity_from_cpus() {
+        let mut c = parse("name=\"g\"\nkernel=\"/k\"\nmemory=64\nvcpus=2\n");
+        let mut m = Bitmap::new();
+        m.set(1);
+        c.b_info.vcpu_hard_affinity = vec![m.clone(), m];
+        let s = DomainSpec::from_config(&c).unwrap();
+        assert_eq!(s.affinity, vec![vec![1], vec![1]]);
+    }
+
+    #[test]
+    fn log_names_stay_in_their_dir() {
+        let p = console_log("a/b");
+        assert_eq!(p.file_name().unwrap(), "guest-a_b.log");
+    }
+}
