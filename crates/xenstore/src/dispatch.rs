@@ -6,33 +6,52 @@
 use crate::perms::Perms;
 use crate::quota::QUOTA_NAMES;
 use crate::store::{Caller, ConnId, SUPPORTED_FEATURES, Store, Txn};
-use crate::wire::{Errno, Frame, split_strings};
+use crate::wire::{Errno, Frame, FrameRef, split_strings};
 use xen_abi::xs_wire::*;
 
 /// The `OK` reply payload.
 const OK: &[u8] = b"OK\0";
 
+/// A reply payload: a constant, or bytes built for this reply (whose buffer
+/// the store reuses for the next one).
+enum Payload {
+    Static(&'static [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Static(b) => b,
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
 /// A handler's success: the reply payload, and a frame to queue after the
 /// reply (the first event of a new watch).
 struct Reply {
-    payload: Vec<u8>,
+    payload: Payload,
     then: Option<Frame>,
 }
 
 impl From<Vec<u8>> for Reply {
     fn from(payload: Vec<u8>) -> Reply {
         Reply {
-            payload,
+            payload: Payload::Owned(payload),
             then: None,
         }
     }
 }
 
 fn ok() -> Result<Reply, Errno> {
-    Ok(OK.to_vec().into())
+    Ok(Reply {
+        payload: Payload::Static(OK),
+        then: None,
+    })
 }
 
-type Handler = fn(&mut Store, &Caller, Option<&mut Txn>, &Frame) -> Result<Reply, Errno>;
+type Handler = fn(&mut Store, &Caller, Option<&mut Txn>, &FrameRef<'_>) -> Result<Reply, Errno>;
 
 /// One row of the table.
 struct Op {
@@ -121,6 +140,12 @@ impl Store {
     /// any watch events it causes) for [`Store::take_output`]. Requests on
     /// unknown connections are dropped.
     pub fn handle(&mut self, conn: ConnId, req: &Frame) {
+        self.handle_ref(conn, &req.borrowed());
+    }
+
+    /// [`Store::handle`] for a frame whose payload is borrowed (the
+    /// transport decodes requests in place).
+    pub fn handle_ref(&mut self, conn: ConnId, req: &FrameRef<'_>) {
         let Some(c) = self.caller(conn) else {
             return;
         };
@@ -133,28 +158,32 @@ impl Store {
             "request"
         );
         match reply {
-            Ok(r) if r.payload.len() <= XENSTORE_PAYLOAD_MAX => {
-                self.send(
-                    conn,
-                    Frame::new(req.type_, req.req_id, req.tx_id, r.payload),
-                );
-                if let Some(f) = r.then {
-                    self.send(conn, f);
+            Ok(r) => {
+                let p = r.payload.bytes();
+                if p.len() <= XENSTORE_PAYLOAD_MAX {
+                    self.send_parts(conn, req.type_, req.req_id, req.tx_id, p);
+                    if let Some(f) = r.then {
+                        self.send(conn, f);
+                    }
+                } else {
+                    self.send_error(conn, req, Errno::E2BIG);
+                }
+                if let Payload::Owned(v) = r.payload {
+                    self.recycle(v);
                 }
             }
-            Ok(_) => self.send_error(conn, req, Errno::E2BIG),
             Err(e) => self.send_error(conn, req, e),
         }
     }
 
-    fn send_error(&mut self, conn: ConnId, req: &Frame, e: Errno) {
-        self.send(
-            conn,
-            Frame::new(XS_ERROR, req.req_id, req.tx_id, e.payload()),
-        );
+    fn send_error(&mut self, conn: ConnId, req: &FrameRef<'_>, e: Errno) {
+        let name = e.name().as_bytes();
+        let mut p = [0u8; 16];
+        p[..name.len()].copy_from_slice(name);
+        self.send_parts(conn, XS_ERROR, req.req_id, req.tx_id, &p[..name.len() + 1]);
     }
 
-    fn dispatch(&mut self, c: &Caller, req: &Frame) -> Result<Reply, Errno> {
+    fn dispatch(&mut self, c: &Caller, req: &FrameRef<'_>) -> Result<Reply, Errno> {
         let op = OPS
             .get(req.type_ as usize)
             .and_then(|o| o.as_ref())
@@ -182,7 +211,7 @@ impl Store {
         r
     }
 
-    fn do_transaction_start(&mut self, c: &Caller, req: &Frame) -> Result<Reply, Errno> {
+    fn do_transaction_start(&mut self, c: &Caller, req: &FrameRef<'_>) -> Result<Reply, Errno> {
         if req.tx_id != 0 {
             let exists = self
                 .conns
@@ -194,8 +223,8 @@ impl Store {
         Ok(format!("{id}\0").into_bytes().into())
     }
 
-    fn do_transaction_end(&mut self, c: &Caller, req: &Frame) -> Result<Reply, Errno> {
-        let commit = match onearg(&req.payload)? {
+    fn do_transaction_end(&mut self, c: &Caller, req: &FrameRef<'_>) -> Result<Reply, Errno> {
+        let commit = match onearg(req.payload)? {
             b"T" => true,
             b"F" => false,
             _ => return Err(Errno::EINVAL),
@@ -236,31 +265,36 @@ fn do_unreachable(
     _: &mut Store,
     _: &Caller,
     _: Option<&mut Txn>,
-    _: &Frame,
+    _: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
     Err(Errno::EINVAL)
 }
 
-fn do_read(s: &mut Store, c: &Caller, tx: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    s.read(c, tx, onearg(&r.payload)?).map(Into::into)
+fn do_read(
+    s: &mut Store,
+    c: &Caller,
+    tx: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    s.read(c, tx, onearg(r.payload)?).map(Into::into)
 }
 
 fn do_directory(
     s: &mut Store,
     c: &Caller,
     tx: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    s.directory(c, tx, onearg(&r.payload)?).map(Into::into)
+    s.directory(c, tx, onearg(r.payload)?).map(Into::into)
 }
 
 fn do_directory_part(
     s: &mut Store,
     c: &Caller,
     tx: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+    let v = split_strings(r.payload);
     if v.len() != 2 {
         return Err(Errno::EINVAL);
     }
@@ -274,7 +308,12 @@ fn do_directory_part(
     .map(Into::into)
 }
 
-fn do_write(s: &mut Store, c: &Caller, tx: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
+fn do_write(
+    s: &mut Store,
+    c: &Caller,
+    tx: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
     let nul = r
         .payload
         .iter()
@@ -284,13 +323,23 @@ fn do_write(s: &mut Store, c: &Caller, tx: Option<&mut Txn>, r: &Frame) -> Resul
     ok()
 }
 
-fn do_mkdir(s: &mut Store, c: &Caller, tx: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    s.mkdir(c, tx, onearg(&r.payload)?)?;
+fn do_mkdir(
+    s: &mut Store,
+    c: &Caller,
+    tx: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    s.mkdir(c, tx, onearg(r.payload)?)?;
     ok()
 }
 
-fn do_rm(s: &mut Store, c: &Caller, tx: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    s.rm(c, tx, onearg(&r.payload)?)?;
+fn do_rm(
+    s: &mut Store,
+    c: &Caller,
+    tx: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    s.rm(c, tx, onearg(r.payload)?)?;
     ok()
 }
 
@@ -298,18 +347,18 @@ fn do_get_perms(
     s: &mut Store,
     c: &Caller,
     tx: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    s.get_perms(c, tx, onearg(&r.payload)?).map(Into::into)
+    s.get_perms(c, tx, onearg(r.payload)?).map(Into::into)
 }
 
 fn do_set_perms(
     s: &mut Store,
     c: &Caller,
     tx: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+    let v = split_strings(r.payload);
     if v.len() < 2 {
         return Err(Errno::EINVAL);
     }
@@ -318,8 +367,13 @@ fn do_set_perms(
     ok()
 }
 
-fn do_watch(s: &mut Store, c: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+fn do_watch(
+    s: &mut Store,
+    c: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    let v = split_strings(r.payload);
     let depth = match v.len() {
         2 => None,
         3 => Some(
@@ -335,14 +389,19 @@ fn do_watch(s: &mut Store, c: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result
     payload.extend_from_slice(v[1]);
     payload.push(0);
     Ok(Reply {
-        payload: OK.to_vec(),
+        payload: Payload::Static(OK),
         then: (payload.len() <= XENSTORE_PAYLOAD_MAX)
             .then(|| Frame::new(XS_WATCH_EVENT, 0, 0, payload)),
     })
 }
 
-fn do_unwatch(s: &mut Store, c: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+fn do_unwatch(
+    s: &mut Store,
+    c: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    let v = split_strings(r.payload);
     if v.len() != 2 {
         return Err(Errno::EINVAL);
     }
@@ -354,14 +413,19 @@ fn do_reset_watches(
     s: &mut Store,
     c: &Caller,
     _: Option<&mut Txn>,
-    _: &Frame,
+    _: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
     s.reset_watches(c);
     ok()
 }
 
-fn do_introduce(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+fn do_introduce(
+    s: &mut Store,
+    _: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    let v = split_strings(r.payload);
     if v.len() < 3 {
         return Err(Errno::EINVAL);
     }
@@ -383,13 +447,23 @@ fn do_introduce(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Re
     ok()
 }
 
-fn do_release(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    s.release(parse_domid(onearg(&r.payload)?)?)?;
+fn do_release(
+    s: &mut Store,
+    _: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    s.release(parse_domid(onearg(r.payload)?)?)?;
     ok()
 }
 
-fn do_resume(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    s.resume(parse_domid(onearg(&r.payload)?)?)?;
+fn do_resume(
+    s: &mut Store,
+    _: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    s.resume(parse_domid(onearg(r.payload)?)?)?;
     ok()
 }
 
@@ -397,9 +471,9 @@ fn do_get_domain_path(
     _: &mut Store,
     _: &Caller,
     _: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let d = parse_domid(onearg(&r.payload)?)?;
+    let d = parse_domid(onearg(r.payload)?)?;
     Ok(format!("{}\0", crate::path::domain_path(d))
         .into_bytes()
         .into())
@@ -409,9 +483,9 @@ fn do_is_domain_introduced(
     s: &mut Store,
     _: &Caller,
     _: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let d = parse_domid(onearg(&r.payload)?)?;
+    let d = parse_domid(onearg(r.payload)?)?;
     Ok(if s.is_introduced(d) {
         b"T\0".to_vec()
     } else {
@@ -424,9 +498,9 @@ fn do_set_target(
     s: &mut Store,
     _: &Caller,
     _: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+    let v = split_strings(r.payload);
     if v.len() < 2 {
         return Err(Errno::EINVAL);
     }
@@ -438,9 +512,9 @@ fn do_get_feature(
     s: &mut Store,
     c: &Caller,
     _: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+    let v = split_strings(r.payload);
     let features = match v.len() {
         0 if c.privileged => SUPPORTED_FEATURES,
         0 => s.domain_mut(c.domid)?.features,
@@ -455,9 +529,9 @@ fn do_set_feature(
     s: &mut Store,
     _: &Caller,
     _: Option<&mut Txn>,
-    r: &Frame,
+    r: &FrameRef<'_>,
 ) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+    let v = split_strings(r.payload);
     if v.len() != 2 {
         return Err(Errno::EINVAL);
     }
@@ -477,8 +551,13 @@ fn do_set_feature(
     ok()
 }
 
-fn do_get_quota(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+fn do_get_quota(
+    s: &mut Store,
+    _: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    let v = split_strings(r.payload);
     let value = match v.len() {
         0 => return Ok(format!("{}\0", QUOTA_NAMES.join(" ")).into_bytes().into()),
         1 => s
@@ -495,8 +574,13 @@ fn do_get_quota(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Re
     Ok(format!("{value}\0").into_bytes().into())
 }
 
-fn do_set_quota(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+fn do_set_quota(
+    s: &mut Store,
+    _: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    let v = split_strings(r.payload);
     let (domid, name, val) = match v.len() {
         2 => (None, v[0], v[1]),
         3 => (Some(parse_domid(v[0])?), v[1], v[2]),
@@ -527,8 +611,13 @@ fn do_set_quota(s: &mut Store, _: &Caller, _: Option<&mut Txn>, r: &Frame) -> Re
 /// `XS_CONTROL` commands.
 const CONTROL_HELP: &str = "check\nhelp\nprint <string>\nquota [<domid>]\nrxen-attach <domid>\n";
 
-fn do_control(s: &mut Store, c: &Caller, _: Option<&mut Txn>, r: &Frame) -> Result<Reply, Errno> {
-    let v = split_strings(&r.payload);
+fn do_control(
+    s: &mut Store,
+    c: &Caller,
+    _: Option<&mut Txn>,
+    r: &FrameRef<'_>,
+) -> Result<Reply, Errno> {
+    let v = split_strings(r.payload);
     let (cmd, args) = v.split_first().ok_or(Errno::EINVAL)?;
     let text = match *cmd {
         b"help" => CONTROL_HELP.to_string(),

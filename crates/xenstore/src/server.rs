@@ -23,7 +23,7 @@
 
 use crate::persist::{PersistError, Persister};
 use crate::store::{ConnId, Store};
-use crate::wire::{Frame, FrameDecoder};
+use crate::wire::{FrameDecoder, FrameRef, Header};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +31,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
-use xen_abi::xs_wire::XS_WATCH_EVENT;
+use xen_abi::xs_wire::{XS_WATCH_EVENT, XSD_SOCKMSG_SIZE};
 
 /// Pending output above which a connection is dropped.
 pub const OUTPUT_CAP: usize = 4 << 20;
@@ -107,10 +107,36 @@ fn peer_uid(s: &UnixStream) -> Option<u32> {
     (r == 0).then_some(cred.uid)
 }
 
+/// Hashes the server's own sequential ids (tokens, connection ids), which
+/// no client chooses: a multiplication is enough to spread them.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 struct Client {
     stream: UnixStream,
     conn: ConnId,
     dec: FrameDecoder,
+    /// Input read but not yet handled: what was left of one read when the
+    /// connection reached its `outstanding` limit.
     inbuf: Vec<u8>,
     in_pos: usize,
     out: Vec<u8>,
@@ -122,6 +148,13 @@ struct Client {
     /// Stopped reading at the `outstanding` limit.
     throttled: bool,
     want_write: bool,
+    /// The peer shut down its side or the socket reported an error: read
+    /// until EOF rather than stopping at a short read.
+    hup: bool,
+    /// In `Server::ready`.
+    queued: bool,
+    /// In `Server::dirty`.
+    dirty: bool,
 }
 
 impl Client {
@@ -137,7 +170,7 @@ struct Trace {
 }
 
 impl Trace {
-    fn line(&mut self, dir: &str, conn: ConnId, f: &Frame) {
+    fn line(&mut self, dir: &str, conn: ConnId, f: &FrameRef<'_>) {
         let mut shown = String::new();
         for &b in f.payload.iter().take(256) {
             match b {
@@ -159,20 +192,79 @@ impl Trace {
     }
 }
 
+/// Why [`handle_frames`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// Every byte of the input was used.
+    Done,
+    /// The connection reached its `outstanding` limit.
+    Throttled,
+    /// The connection must close (bad frame, or the store dropped it).
+    Close,
+}
+
+/// Decodes and handles the frames in `input`, in place, until the input
+/// ends or `room` requests have been handled in this turn (`handled`
+/// counts them). Returns the bytes used and why it stopped.
+fn handle_frames(
+    store: &mut Store,
+    trace: &mut Option<Trace>,
+    conn: ConnId,
+    dec: &mut FrameDecoder,
+    input: &[u8],
+    room: usize,
+    handled: &mut usize,
+) -> (usize, Stop) {
+    let mut pos = 0;
+    while pos < input.len() {
+        if *handled >= room {
+            return (pos, Stop::Throttled);
+        }
+        match dec.next(&input[pos..]) {
+            Ok((n, f)) => {
+                pos += n;
+                if let Some(f) = f {
+                    if let Some(tr) = trace.as_mut() {
+                        tr.line("IN ", conn, &f);
+                    }
+                    store.handle_ref(conn, &f);
+                    *handled += 1;
+                    if !store.is_connected(conn) {
+                        return (pos, Stop::Close);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(conn, "bad frame, closing: {e}");
+                return (pos, Stop::Close);
+            }
+        }
+    }
+    (pos, Stop::Done)
+}
+
+/// Size of one read from a connection.
+const READ_CHUNK: usize = 16384;
+
 /// The daemon's event loop and state.
 pub struct Server {
     poll: Poll,
     listener: UnixListener,
-    clients: HashMap<Token, Client>,
-    by_conn: HashMap<ConnId, Token>,
+    clients: IdMap<Token, Client>,
+    by_conn: IdMap<ConnId, Token>,
     next_token: usize,
     store: Store,
     persister: Option<Persister>,
     trace: Option<Trace>,
-    /// Clients with unprocessed input that must be revisited.
-    again: Vec<Token>,
-    /// Output taken from the store, not yet routed.
-    pending: Vec<(ConnId, Frame)>,
+    /// Clients to read from in the next turn: they had a readable event,
+    /// or input is left that a limit stopped (`Client::queued`).
+    ready: Vec<Token>,
+    /// The clients being read from in this turn.
+    work: Vec<Token>,
+    /// Clients with output to write (`Client::dirty`).
+    dirty: Vec<Token>,
+    /// Where reads land; requests are handled in place from here.
+    rbuf: Box<[u8]>,
 }
 
 impl std::fmt::Debug for Server {
@@ -213,22 +305,30 @@ impl Server {
         Ok(Server {
             poll,
             listener,
-            clients: HashMap::new(),
-            by_conn: HashMap::new(),
+            clients: IdMap::default(),
+            by_conn: IdMap::default(),
             next_token: 1,
             store,
             persister,
             trace,
-            again: Vec::new(),
-            pending: Vec::new(),
+            ready: Vec::new(),
+            work: Vec::new(),
+            dirty: Vec::new(),
+            rbuf: vec![0u8; READ_CHUNK].into_boxed_slice(),
         })
     }
 
     /// Runs until an unrecoverable error.
+    ///
+    /// One turn: wait for events; read what every ready connection sent and
+    /// handle it; append the journal of the whole batch to disk with one
+    /// write (so a change reaches the kernel before its reply); then write
+    /// each connection's replies and events, in the order the store queued
+    /// them, with one write per connection.
     pub fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(256);
         loop {
-            let timeout = if self.again.is_empty() {
+            let timeout = if self.ready.is_empty() {
                 None
             } else {
                 Some(std::time::Duration::ZERO)
@@ -239,30 +339,44 @@ impl Server {
                 }
                 return Err(ServerError::Poll(e));
             }
-            let mut touched: Vec<Token> = std::mem::take(&mut self.again);
             for ev in events.iter() {
-                if ev.token() == LISTENER {
+                let t = ev.token();
+                if t == LISTENER {
                     self.accept();
                     continue;
                 }
-                if self.clients.contains_key(&ev.token()) {
-                    touched.push(ev.token());
+                let Some(c) = self.clients.get_mut(&t) else {
+                    continue;
+                };
+                if ev.is_read_closed() || ev.is_error() {
+                    c.hup = true;
+                }
+                if (ev.is_readable() || c.hup) && !c.queued {
+                    c.queued = true;
+                    self.ready.push(t);
+                }
+                if ev.is_writable() && !c.dirty {
+                    c.dirty = true;
+                    self.dirty.push(t);
                 }
             }
-            touched.sort_unstable();
-            touched.dedup();
-            for t in &touched {
-                self.service_input(*t);
+            std::mem::swap(&mut self.ready, &mut self.work);
+            for i in 0..self.work.len() {
+                let t = self.work[i];
+                if let Some(c) = self.clients.get_mut(&t) {
+                    c.queued = false;
+                }
+                self.service_input(t);
+                // A connection that ended is closed by `flush`.
+                if let Some(c) = self.clients.get_mut(&t) {
+                    if c.dead && !c.dirty {
+                        c.dirty = true;
+                        self.dirty.push(t);
+                    }
+                }
             }
-            // Group commit: the journal reaches the kernel before any reply.
-            if let Some(p) = self.persister.as_mut() {
-                p.append(&mut self.store).map_err(ServerError::Persist)?;
-            }
-            self.route_output();
-            for t in touched {
-                self.flush(t);
-            }
-            self.flush_pending();
+            self.work.clear();
+            self.send_output()?;
             for id in self.store.take_closing() {
                 if let Some(t) = self.by_conn.get(&id).copied() {
                     self.flush(t);
@@ -271,9 +385,8 @@ impl Server {
             }
             // Closing a guest's relay connection fires `@releaseDomain`:
             // send what the closes queued now, not on the next input.
-            if self.store.has_output() {
-                self.route_output();
-                self.flush_pending();
+            while self.store.has_output() {
+                self.send_output()?;
             }
             if let Some(tr) = self.trace.as_mut() {
                 if let Err(e) = tr.w.flush() {
@@ -283,17 +396,23 @@ impl Server {
         }
     }
 
-    /// Flushes every client with output waiting.
-    fn flush_pending(&mut self) {
-        let pending: Vec<Token> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.out_pos < c.out.len())
-            .map(|(t, _)| *t)
-            .collect();
-        for t in pending {
+    /// Group commit, then replies: the journal of everything handled so far
+    /// reaches the kernel before any reply to it is written.
+    fn send_output(&mut self) -> Result<(), ServerError> {
+        if let Some(p) = self.persister.as_mut() {
+            p.append(&mut self.store).map_err(ServerError::Persist)?;
+        }
+        self.route_output();
+        std::mem::swap(&mut self.dirty, &mut self.work);
+        for i in 0..self.work.len() {
+            let t = self.work[i];
+            if let Some(c) = self.clients.get_mut(&t) {
+                c.dirty = false;
+            }
             self.flush(t);
         }
+        self.work.clear();
+        Ok(())
     }
 
     fn accept(&mut self) {
@@ -320,7 +439,7 @@ impl Server {
                             stream,
                             conn,
                             dec: FrameDecoder::new(),
-                            inbuf: Vec::with_capacity(8192),
+                            inbuf: Vec::new(),
                             in_pos: 0,
                             out: Vec::new(),
                             out_pos: 0,
@@ -328,6 +447,9 @@ impl Server {
                             dead: false,
                             throttled: false,
                             want_write: false,
+                            hup: false,
+                            queued: false,
+                            dirty: false,
                         },
                     );
                 }
@@ -340,60 +462,101 @@ impl Server {
         }
     }
 
-    /// Reads what the client sent and handles complete frames, stopping at
-    /// its `outstanding` limit (resumed by [`Server::flush`]).
+    /// Reads what the client sent and handles complete frames in place,
+    /// stopping at its `outstanding` limit (resumed by [`Server::flush`])
+    /// or, for fairness, after a turn's worth of requests.
+    ///
+    /// The socket is edge-triggered: a read shorter than the buffer emptied
+    /// it, so the next bytes raise a new event and no further read (that
+    /// would only say `EAGAIN`) is needed, unless the peer has shut down,
+    /// when reading goes on to the end.
     fn service_input(&mut self, t: Token) {
-        let Some(c) = self.clients.get_mut(&t) else {
+        let Server {
+            clients,
+            store,
+            trace,
+            rbuf,
+            ready,
+            ..
+        } = self;
+        let Some(c) = clients.get_mut(&t) else {
             return;
         };
         if c.dead {
             return;
         }
-        let limit = self.store.outstanding_limit(c.conn) as usize;
+        let limit = store.outstanding_limit(c.conn) as usize;
+        let room = if limit == 0 {
+            usize::MAX
+        } else {
+            limit.saturating_sub(c.pending_replies())
+        };
         let mut handled = 0usize;
-        let mut buf = [0u8; 16384];
-        loop {
-            while c.in_pos < c.inbuf.len() {
-                if limit != 0 && c.pending_replies() + handled >= limit {
+        if c.in_pos < c.inbuf.len() {
+            let (n, stop) = handle_frames(
+                store,
+                trace,
+                c.conn,
+                &mut c.dec,
+                &c.inbuf[c.in_pos..],
+                room,
+                &mut handled,
+            );
+            c.in_pos += n;
+            match stop {
+                Stop::Done => {}
+                Stop::Throttled => {
                     c.throttled = true;
                     return;
                 }
-                match c.dec.feed(&c.inbuf[c.in_pos..]) {
-                    Ok((n, f)) => {
-                        c.in_pos += n;
-                        if let Some(f) = f {
-                            if let Some(tr) = self.trace.as_mut() {
-                                tr.line("IN ", c.conn, &f);
-                            }
-                            self.store.handle(c.conn, &f);
-                            self.store.drain_output_into(&mut self.pending);
-                            handled += 1;
-                            if !self.store.is_connected(c.conn) {
-                                c.dead = true;
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(conn = c.conn, "bad frame, closing: {e}");
-                        c.dead = true;
-                        return;
-                    }
+                Stop::Close => {
+                    c.dead = true;
+                    return;
                 }
             }
-            c.inbuf.clear();
-            c.in_pos = 0;
+        }
+        c.inbuf.clear();
+        c.in_pos = 0;
+        loop {
             if handled * 64 >= INPUT_CAP {
                 // Fairness: let other clients run, come back next turn.
-                self.again.push(t);
+                if !c.queued {
+                    c.queued = true;
+                    ready.push(t);
+                }
                 return;
             }
-            match c.stream.read(&mut buf) {
+            match c.stream.read(rbuf) {
                 Ok(0) => {
                     c.dead = true;
                     return;
                 }
-                Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    let (used, stop) = handle_frames(
+                        store,
+                        trace,
+                        c.conn,
+                        &mut c.dec,
+                        &rbuf[..n],
+                        room,
+                        &mut handled,
+                    );
+                    match stop {
+                        Stop::Done => {}
+                        Stop::Throttled => {
+                            c.inbuf.extend_from_slice(&rbuf[used..n]);
+                            c.throttled = true;
+                            return;
+                        }
+                        Stop::Close => {
+                            c.dead = true;
+                            return;
+                        }
+                    }
+                    if n < rbuf.len() && !c.hup {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -406,29 +569,44 @@ impl Server {
 
     /// Moves queued frames into the clients' output buffers.
     fn route_output(&mut self) {
-        self.store.drain_output_into(&mut self.pending);
-        for (id, f) in self.pending.drain(..) {
-            let Some(t) = self.by_conn.get(&id) else {
-                continue;
-            };
-            let Some(c) = self.clients.get_mut(t) else {
-                continue;
+        let Server {
+            store,
+            clients,
+            by_conn,
+            trace,
+            dirty,
+            ..
+        } = self;
+        store.drain_encoded(|id, bytes| {
+            let Some(c) = by_conn.get(&id).and_then(|t| clients.get_mut(t)) else {
+                return;
             };
             if c.dead {
-                continue;
+                return;
             }
-            if let Some(tr) = self.trace.as_mut() {
+            let h = Header::decode(bytes[..XSD_SOCKMSG_SIZE].try_into().expect("a whole frame"));
+            if let Some(tr) = trace.as_mut() {
+                let f = FrameRef {
+                    type_: h.type_,
+                    req_id: h.req_id,
+                    tx_id: h.tx_id,
+                    payload: &bytes[XSD_SOCKMSG_SIZE..],
+                };
                 tr.line("OUT", id, &f);
             }
-            f.encode_into(&mut c.out);
-            if f.type_ != XS_WATCH_EVENT {
+            c.out.extend_from_slice(bytes);
+            if h.type_ != XS_WATCH_EVENT {
                 c.reply_ends.push_back(c.out.len());
             }
             if c.out.len() - c.out_pos > OUTPUT_CAP {
                 tracing::warn!(conn = id, "client does not read its replies, closing");
                 c.dead = true;
             }
-        }
+            if !c.dirty {
+                c.dirty = true;
+                dirty.push(by_conn[&id]);
+            }
+        });
     }
 
     /// Writes pending output; closes dead clients.
@@ -436,10 +614,14 @@ impl Server {
         let Some(c) = self.clients.get_mut(&t) else {
             return;
         };
+        let mut wrote = false;
         while c.out_pos < c.out.len() && !c.dead {
             match c.stream.write(&c.out[c.out_pos..]) {
                 Ok(0) => c.dead = true,
-                Ok(n) => c.out_pos += n,
+                Ok(n) => {
+                    c.out_pos += n;
+                    wrote = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Ask for writability only while output is stuck.
                     if !c.want_write {
@@ -477,9 +659,14 @@ impl Server {
             }
             c.out_pos = 0;
         }
-        if c.throttled && !c.dead {
+        // Replies went out: a connection stopped at its `outstanding`
+        // limit may go on (if it still is at the limit, it stops again).
+        if c.throttled && !c.dead && (wrote || c.out.is_empty()) {
             c.throttled = false;
-            self.again.push(t);
+            if !c.queued {
+                c.queued = true;
+                self.ready.push(t);
+            }
         }
         if c.dead {
             self.close(t);

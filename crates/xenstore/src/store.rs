@@ -308,6 +308,45 @@ pub(crate) enum Need {
     Owner,
 }
 
+/// Replies and events waiting for the transport, in order, encoded back to
+/// back in one buffer so that queueing a frame allocates nothing.
+#[derive(Debug, Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// The connection of each frame and where it ends in `bytes`.
+    frames: Vec<(ConnId, usize)>,
+}
+
+impl Outbox {
+    fn push(&mut self, conn: ConnId, type_: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
+        let h = crate::wire::Header {
+            type_,
+            req_id,
+            tx_id,
+            len: payload.len() as u32,
+        };
+        self.bytes.extend_from_slice(&h.encode());
+        self.bytes.extend_from_slice(payload);
+        self.frames.push((conn, self.bytes.len()));
+    }
+
+    /// Hands out every frame's wire bytes in order and empties the box.
+    fn drain(&mut self, mut f: impl FnMut(ConnId, &[u8])) {
+        let mut start = 0;
+        for &(conn, end) in &self.frames {
+            f(conn, &self.bytes[start..end]);
+            start = end;
+        }
+        self.frames.clear();
+        self.bytes.clear();
+        // A burst (a watch storm) may have grown the buffers: give it back.
+        if self.bytes.capacity() > 1 << 20 {
+            self.bytes.shrink_to(64 << 10);
+            self.frames.shrink_to(1024);
+        }
+    }
+}
+
 /// The whole XenStore state.
 #[derive(Debug)]
 pub struct Store {
@@ -316,8 +355,10 @@ pub struct Store {
     next_conn: ConnId,
     pub(crate) domains: BTreeMap<u16, Domain>,
     pub(crate) quotas: Quotas,
-    out: Vec<(ConnId, Frame)>,
+    out: Outbox,
     closing: Vec<ConnId>,
+    /// A reply buffer handed back after use, for the next reply.
+    scratch: Vec<u8>,
 }
 
 impl Default for Store {
@@ -354,8 +395,9 @@ impl Store {
             next_conn: 1,
             domains: BTreeMap::new(),
             quotas: Quotas::default(),
-            out: Vec::new(),
+            out: Outbox::default(),
             closing: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -435,17 +477,31 @@ impl Store {
 
     /// Replies and events to send, in order.
     pub fn take_output(&mut self) -> Vec<(ConnId, Frame)> {
-        std::mem::take(&mut self.out)
+        let mut v = Vec::new();
+        self.drain_output_into(&mut v);
+        v
     }
 
     /// Whether replies or events are queued.
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.frames.is_empty()
     }
 
     /// Appends queued replies and events to `v`.
     pub fn drain_output_into(&mut self, v: &mut Vec<(ConnId, Frame)>) {
-        v.append(&mut self.out);
+        self.drain_encoded(|conn, bytes| {
+            let mut d = crate::wire::FrameDecoder::new();
+            if let Ok((_, Some(f))) = d.feed(bytes) {
+                v.push((conn, f));
+            }
+        });
+    }
+
+    /// Hands out the queued replies and events in order, each as the
+    /// connection it goes to and its wire bytes (one whole frame), and
+    /// forgets them.
+    pub fn drain_encoded(&mut self, f: impl FnMut(ConnId, &[u8])) {
+        self.out.drain(f);
     }
 
     /// Connections the store wants closed (released domains).
@@ -462,7 +518,28 @@ impl Store {
     }
 
     pub(crate) fn send(&mut self, conn: ConnId, f: Frame) {
-        self.out.push((conn, f));
+        self.send_parts(conn, f.type_, f.req_id, f.tx_id, &f.payload);
+    }
+
+    /// Takes back a reply payload's buffer once it has been queued.
+    pub(crate) fn recycle(&mut self, v: Vec<u8>) {
+        if v.capacity() <= 2 * XENSTORE_PAYLOAD_MAX && v.capacity() > self.scratch.capacity() {
+            self.scratch = v;
+        }
+    }
+
+    /// Queues a frame from its parts. The payload must fit the protocol's
+    /// limit (callers check and reply `E2BIG`).
+    pub(crate) fn send_parts(
+        &mut self,
+        conn: ConnId,
+        type_: u32,
+        req_id: u32,
+        tx_id: u32,
+        payload: &[u8],
+    ) {
+        debug_assert!(payload.len() <= XENSTORE_PAYLOAD_MAX);
+        self.out.push(conn, type_, req_id, tx_id, payload);
     }
 
     fn domain_quotas(&self, domid: u16) -> Quotas {
@@ -570,9 +647,14 @@ impl Store {
         p: &[u8],
     ) -> Result<Vec<u8>, Errno> {
         let p = self.canon(c, p, false)?.path;
+        let mut buf = std::mem::take(&mut self.scratch);
         let mut v = Self::view(&mut self.tree, tx);
         let r = match Self::lookup(&mut v, c, &p, Need::Read)? {
-            Some(n) => Ok(n.value.clone()),
+            Some(n) => {
+                buf.clear();
+                buf.extend_from_slice(&n.value);
+                Ok(buf)
+            }
             None => Err(Errno::ENOENT),
         };
         Self::check_tx_nodes(c, &v)?;
@@ -982,7 +1064,6 @@ impl Store {
     }
 
     fn fire_one(&mut self, ev: &Event) {
-        let mut out = Vec::new();
         for (&id, conn) in &self.conns {
             if conn.watches.is_empty() {
                 continue;
@@ -1020,11 +1101,10 @@ impl Store {
                 payload.extend_from_slice(&w.token);
                 payload.push(0);
                 if payload.len() <= XENSTORE_PAYLOAD_MAX {
-                    out.push((id, Frame::new(XS_WATCH_EVENT, 0, 0, payload)));
+                    self.out.push(id, XS_WATCH_EVENT, 0, 0, &payload);
                 }
             }
         }
-        self.out.extend(out);
     }
 
     fn fire_special(&mut self, name: &str, domid: u16) {

@@ -96,6 +96,33 @@ impl Frame {
     pub fn strings(&self) -> Vec<&[u8]> {
         split_strings(&self.payload)
     }
+
+    /// This frame with its payload borrowed.
+    pub fn borrowed(&self) -> FrameRef<'_> {
+        FrameRef {
+            type_: self.type_,
+            req_id: self.req_id,
+            tx_id: self.tx_id,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// One complete message whose payload is borrowed: from the bytes it was
+/// decoded from, or from the decoder that reassembled it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub type_: u32,
+    pub req_id: u32,
+    pub tx_id: u32,
+    pub payload: &'a [u8],
+}
+
+impl FrameRef<'_> {
+    /// An owned copy.
+    pub fn to_frame(&self) -> Frame {
+        Frame::new(self.type_, self.req_id, self.tx_id, self.payload.to_vec())
+    }
 }
 
 /// Splits `data` into its NUL-terminated strings (bytes after the last NUL
@@ -120,6 +147,9 @@ pub struct FrameDecoder {
     hdr_used: usize,
     header: Option<Header>,
     payload: Vec<u8>,
+    /// `payload` holds a frame [`FrameDecoder::next`] returned; drop it on
+    /// the next call.
+    done: bool,
 }
 
 impl FrameDecoder {
@@ -131,6 +161,7 @@ impl FrameDecoder {
     /// exhausted. Returns the number of bytes consumed and the frame, if one
     /// was completed. Call again with the rest of the input.
     pub fn feed(&mut self, input: &[u8]) -> Result<(usize, Option<Frame>), WireError> {
+        self.forget_done();
         let mut used = 0;
         if self.header.is_none() {
             let want = XSD_SOCKMSG_SIZE - self.hdr_used;
@@ -165,6 +196,83 @@ impl FrameDecoder {
             payload: std::mem::take(&mut self.payload),
         };
         Ok((used, Some(frame)))
+    }
+
+    /// Like [`FrameDecoder::feed`], without copying: a frame that lies
+    /// whole in `input` is returned borrowed from it; one that arrived in
+    /// pieces is reassembled in (and borrowed from) the decoder, whose buffer
+    /// is reused for the next one. The same bounds apply: nothing longer
+    /// than `XENSTORE_PAYLOAD_MAX` is ever buffered.
+    pub fn next<'a>(
+        &'a mut self,
+        input: &'a [u8],
+    ) -> Result<(usize, Option<FrameRef<'a>>), WireError> {
+        self.forget_done();
+        if !self.is_mid_frame() {
+            if let Some(hdr) = input.first_chunk::<XSD_SOCKMSG_SIZE>() {
+                let h = Header::decode(hdr);
+                if h.len as usize > XENSTORE_PAYLOAD_MAX {
+                    return Err(WireError::PayloadTooLong(h.len));
+                }
+                let end = XSD_SOCKMSG_SIZE + h.len as usize;
+                if let Some(payload) = input.get(XSD_SOCKMSG_SIZE..end) {
+                    return Ok((
+                        end,
+                        Some(FrameRef {
+                            type_: h.type_,
+                            req_id: h.req_id,
+                            tx_id: h.tx_id,
+                            payload,
+                        }),
+                    ));
+                }
+            }
+        }
+        let mut used = 0;
+        if self.header.is_none() {
+            let want = XSD_SOCKMSG_SIZE - self.hdr_used;
+            let n = want.min(input.len());
+            self.hdr[self.hdr_used..self.hdr_used + n].copy_from_slice(&input[..n]);
+            self.hdr_used += n;
+            used += n;
+            if self.hdr_used < XSD_SOCKMSG_SIZE {
+                return Ok((used, None));
+            }
+            let h = Header::decode(&self.hdr);
+            if h.len as usize > XENSTORE_PAYLOAD_MAX {
+                return Err(WireError::PayloadTooLong(h.len));
+            }
+            self.payload.clear();
+            self.payload.reserve(h.len as usize);
+            self.header = Some(h);
+        }
+        let h = self.header.expect("header decoded above");
+        let want = h.len as usize - self.payload.len();
+        let n = want.min(input.len() - used);
+        self.payload.extend_from_slice(&input[used..used + n]);
+        used += n;
+        if self.payload.len() < h.len as usize {
+            return Ok((used, None));
+        }
+        self.header = None;
+        self.hdr_used = 0;
+        self.done = true;
+        Ok((
+            used,
+            Some(FrameRef {
+                type_: h.type_,
+                req_id: h.req_id,
+                tx_id: h.tx_id,
+                payload: &self.payload,
+            }),
+        ))
+    }
+
+    fn forget_done(&mut self) {
+        if self.done {
+            self.done = false;
+            self.payload.clear();
+        }
     }
 
     /// Decodes every complete frame in `input`, appending them to `out`.
@@ -354,6 +462,58 @@ mod tests {
         d.feed_all(&ok, &mut frames).unwrap();
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].payload.len(), 4096);
+    }
+
+    #[test]
+    fn next_borrows_whole_frames_and_reassembles_split_ones() {
+        let frames = [
+            Frame::new(2, 1, 0, b"/a\0".to_vec()),
+            Frame::new(11, 2, 5, b"/b\0value".to_vec()),
+            Frame::new(6, 3, 0, Vec::new()),
+            Frame::new(11, 4, 0, vec![b'v'; 4096]),
+            Frame::new(1, 5, 0, b"/\0".to_vec()),
+        ];
+        let bytes: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
+        for chunk in [1, 2, 7, 15, 16, 17, 19, 100, 4113, bytes.len()] {
+            let mut d = FrameDecoder::new();
+            let mut got = Vec::new();
+            for mut piece in bytes.chunks(chunk) {
+                while !piece.is_empty() {
+                    let (n, f) = d.next(piece).unwrap();
+                    if let Some(f) = f {
+                        got.push(f.to_frame());
+                    }
+                    piece = &piece[n..];
+                }
+            }
+            assert_eq!(got, frames, "pieces of {chunk}");
+            assert!(!d.is_mid_frame());
+        }
+        // A whole frame is not copied.
+        let mut d = FrameDecoder::new();
+        let (n, f) = d.next(&bytes).unwrap();
+        assert_eq!(n, 19);
+        assert!(std::ptr::eq(f.unwrap().payload.as_ptr(), &bytes[16]));
+    }
+
+    #[test]
+    fn next_rejects_oversize_payload_whole_or_split() {
+        let mut h = Header {
+            type_: 11,
+            req_id: 1,
+            tx_id: 0,
+            len: 4097,
+        }
+        .encode()
+        .to_vec();
+        h.extend_from_slice(&[b'x'; 4097]);
+        assert_eq!(
+            FrameDecoder::new().next(&h),
+            Err(WireError::PayloadTooLong(4097))
+        );
+        let mut d = FrameDecoder::new();
+        assert_eq!(d.next(&h[..9]), Ok((9, None)));
+        assert_eq!(d.next(&h[9..]), Err(WireError::PayloadTooLong(4097)));
     }
 
     #[test]
