@@ -4,6 +4,7 @@
 //! parent/child relations that watches use.
 
 use crate::wire::Errno;
+use std::borrow::Cow;
 use xen_abi::xs_wire::XENSTORE_ABS_PATH_MAX;
 
 /// Whether `c` may appear in a path: ASCII alphanumerics and `-/_@`.
@@ -13,7 +14,65 @@ pub fn valid_char(c: u8) -> bool {
 
 /// The home of a domain, which relative paths are resolved against.
 pub fn domain_path(domid: u16) -> String {
-    format!("/local/domain/{domid}")
+    Home::new(domid).to_string()
+}
+
+/// [`domain_path`] without an allocation: `/local/domain/<domid>` held
+/// inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Home {
+    buf: [u8; Home::CAP],
+    len: u8,
+}
+
+impl Home {
+    const PREFIX: &'static [u8] = b"/local/domain/";
+    const CAP: usize = Home::PREFIX.len() + 5;
+
+    pub fn new(domid: u16) -> Home {
+        let mut buf = [0u8; Home::CAP];
+        buf[..Home::PREFIX.len()].copy_from_slice(Home::PREFIX);
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        let mut d = domid;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (d % 10) as u8;
+            d /= 10;
+            if d == 0 {
+                break;
+            }
+        }
+        let n = digits.len() - i;
+        buf[Home::PREFIX.len()..Home::PREFIX.len() + n].copy_from_slice(&digits[i..]);
+        Home {
+            buf,
+            len: (Home::PREFIX.len() + n) as u8,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).expect("ASCII")
+    }
+}
+
+impl std::ops::Deref for Home {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A path after validation.
@@ -37,6 +96,20 @@ pub fn canonicalize(
     allow_special: bool,
     rel_max: usize,
 ) -> Result<Canonical, Errno> {
+    canonicalize_cow(input, home, allow_special, rel_max).map(|(p, relative)| Canonical {
+        path: p.into_owned(),
+        relative,
+    })
+}
+
+/// [`canonicalize`], borrowing the input when it is already absolute;
+/// returns the path and whether it was relative.
+pub fn canonicalize_cow<'a>(
+    input: &'a [u8],
+    home: &str,
+    allow_special: bool,
+    rel_max: usize,
+) -> Result<(Cow<'a, str>, bool), Errno> {
     if input.is_empty() || !input.iter().all(|&c| valid_char(c)) {
         return Err(Errno::EINVAL);
     }
@@ -46,10 +119,10 @@ pub fn canonicalize(
     // All bytes are ASCII here.
     let s = std::str::from_utf8(input).map_err(|_| Errno::EINVAL)?;
     let relative = !s.starts_with('/') && !s.starts_with('@');
-    let path = if relative {
-        format!("{home}/{s}")
+    let path: Cow<'a, str> = if relative {
+        Cow::Owned(format!("{home}/{s}"))
     } else {
-        s.to_string()
+        Cow::Borrowed(s)
     };
     if path.starts_with('/') && ((path.len() > 1 && path.ends_with('/')) || path.contains("//")) {
         return Err(Errno::EINVAL);
@@ -60,7 +133,7 @@ pub fn canonicalize(
     if rel_max != 0 && path.len() - local_offset(&path) > rel_max {
         return Err(Errno::EINVAL);
     }
-    Ok(Canonical { path, relative })
+    Ok((path, relative))
 }
 
 /// Length of a leading `/local/domain/<n>/` (at most five digits), or 0.
@@ -179,6 +252,16 @@ mod tests {
             canonicalize(b"/tool/abcdefghijklmnopqrstu", "/local/domain/3", false, 20),
             Err(Errno::EINVAL)
         );
+    }
+
+    #[test]
+    fn home_is_the_domain_path() {
+        for d in [0u16, 7, 10, 99, 100, 12345, 65535] {
+            assert_eq!(Home::new(d).as_str(), format!("/local/domain/{d}"));
+        }
+        assert_eq!(domain_path(3), "/local/domain/3");
+        let (p, rel) = canonicalize_cow(b"/a/b", "/local/domain/3", false, 0).unwrap();
+        assert!(matches!(p, Cow::Borrowed("/a/b")) && !rel);
     }
 
     #[test]

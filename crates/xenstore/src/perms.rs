@@ -162,11 +162,28 @@ impl Perms {
     /// The `XS_GET_PERMS` payload: each entry as a string with its NUL.
     pub fn to_payload(&self) -> Vec<u8> {
         let mut v = Vec::new();
-        for p in &self.0 {
-            v.extend_from_slice(p.to_string().as_bytes());
-            v.push(0);
-        }
+        self.write_payload(&mut v);
         v
+    }
+
+    /// Appends [`Perms::to_payload`] to `out`.
+    pub fn write_payload(&self, out: &mut Vec<u8>) {
+        for p in &self.0 {
+            out.push(p.access.letter() as u8);
+            let mut digits = [0u8; 5];
+            let mut i = digits.len();
+            let mut d = p.domid;
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (d % 10) as u8;
+                d /= 10;
+                if d == 0 {
+                    break;
+                }
+            }
+            out.extend_from_slice(&digits[i..]);
+            out.push(0);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use crate::perms::{Access, Perms};
 use crate::persist;
 use crate::quota::{self, Quotas};
 use crate::wire::{Errno, Frame};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use xen_abi::xs_wire::{XENSTORE_PAYLOAD_MAX, XENSTORE_SERVER_FEATURE_WATCHDEPTH, XS_WATCH_EVENT};
 
@@ -46,7 +47,12 @@ impl Node {
 
     /// Size counted against the `node-size` quota.
     fn size(&self) -> usize {
-        self.value.len() + self.children.iter().map(|c| c.len() + 1).sum::<usize>()
+        self.size_with_value(self.value.len())
+    }
+
+    /// [`Node::size`] if the value were `len` bytes long.
+    fn size_with_value(&self, len: usize) -> usize {
+        len + self.children.iter().map(|c| c.len() + 1).sum::<usize>()
     }
 }
 
@@ -82,6 +88,28 @@ impl Tree {
         if let Some(old) = self.nodes.insert(p, node) {
             self.count(old.perms.owner_id(), -1);
         }
+    }
+
+    /// Replaces the value of existing node `p` in place: [`Tree::put`] of
+    /// the same node with a new value, without copying the node. Returns
+    /// false if there is no such node.
+    fn set_value(&mut self, p: &str, value: &[u8]) -> bool {
+        let Some(n) = self.nodes.get_mut(p) else {
+            return false;
+        };
+        self.generation += 1;
+        n.generation = self.generation;
+        if n.value.capacity() > 2 * value.len() + 64 {
+            // Do not keep a large buffer behind a small value.
+            n.value = value.to_vec();
+        } else {
+            n.value.clear();
+            n.value.extend_from_slice(value);
+        }
+        if self.journaling {
+            persist::encode_put(&mut self.journal, p, n);
+        }
+        true
     }
 
     fn remove(&mut self, p: &str) -> Option<Node> {
@@ -274,7 +302,7 @@ pub(crate) struct Caller {
     pub(crate) domid: u16,
     pub(crate) privileged: bool,
     pub(crate) target: Option<u16>,
-    pub(crate) home: String,
+    pub(crate) home: path::Home,
     pub(crate) quotas: Quotas,
 }
 
@@ -556,7 +584,7 @@ impl Store {
             domid: c.domid,
             privileged: c.privileged,
             target: self.domains.get(&c.domid).and_then(|d| d.target),
-            home: path::domain_path(c.domid),
+            home: path::Home::new(c.domid),
             quotas: self.domain_quotas(c.domid),
         })
     }
@@ -627,6 +655,17 @@ impl Store {
         path::canonicalize(p, &c.home, special, c.rel_max())
     }
 
+    /// [`Store::canon`] for a non-special path, borrowing absolute input.
+    fn canon_cow<'p>(c: &Caller, p: &'p [u8]) -> Result<Cow<'p, str>, Errno> {
+        path::canonicalize_cow(p, &c.home, false, c.rel_max()).map(|(p, _)| p)
+    }
+
+    /// Whether any connection has a watch (when none has, a change outside
+    /// a transaction has no one to tell and its event is not built).
+    fn any_watches(&self) -> bool {
+        self.conns.values().any(|c| !c.watches.is_empty())
+    }
+
     fn view<'a>(tree: &'a mut Tree, tx: Option<&'a mut Txn>) -> View<'a> {
         View { tree, tx }
     }
@@ -646,8 +685,21 @@ impl Store {
         tx: Option<&mut Txn>,
         p: &[u8],
     ) -> Result<Vec<u8>, Errno> {
-        let p = self.canon(c, p, false)?.path;
+        let p = Self::canon_cow(c, p)?;
         let mut buf = std::mem::take(&mut self.scratch);
+        if tx.is_none() {
+            // Outside a transaction, an existing node is read with one
+            // lookup; an absent one takes the general path below (its
+            // nearest ancestor decides between ENOENT and EACCES).
+            if let Some(n) = self.tree.get(&p) {
+                if !Self::allowed(c, &n.perms, Need::Read) {
+                    return Err(Errno::EACCES);
+                }
+                buf.clear();
+                buf.extend_from_slice(&n.value);
+                return Ok(buf);
+            }
+        }
         let mut v = Self::view(&mut self.tree, tx);
         let r = match Self::lookup(&mut v, c, &p, Need::Read)? {
             Some(n) => {
@@ -787,7 +839,37 @@ impl Store {
         p: &[u8],
         value: &[u8],
     ) -> Result<(), Errno> {
-        let p = self.canon(c, p, false)?.path;
+        let p = Self::canon_cow(c, p)?;
+        if tx.is_none() {
+            // Outside a transaction, an existing node's value is replaced
+            // in place, with the checks of the general path below.
+            if let Some(n) = self.tree.get(&p) {
+                if !Self::allowed(c, &n.perms, Need::Write) {
+                    return Err(Errno::EACCES);
+                }
+                if !c.privileged
+                    && quota::exceeds(n.size_with_value(value.len()) as u64, c.quotas.node_size)
+                {
+                    return Err(Errno::EQUOTA);
+                }
+                self.tree.set_value(&p, value);
+                if self.any_watches() {
+                    let mut v = Self::view(&mut self.tree, None);
+                    let perms = Self::event_perms(&mut v, &p, None);
+                    self.fire(
+                        None,
+                        vec![Event {
+                            path: p.into_owned(),
+                            how: Match::Subtree,
+                            perms,
+                        }],
+                    );
+                }
+                return Ok(());
+            }
+        }
+        let p = p.into_owned();
+        let unwatched = tx.is_none() && !self.any_watches();
         let mut v = Self::view(&mut self.tree, tx.as_deref_mut());
         match Self::lookup(&mut v, c, &p, Need::Write)? {
             Some(n) => {
@@ -800,6 +882,9 @@ impl Store {
                 Self::check_tx_nodes(c, &v)?;
             }
             None => Self::create(c, &mut v, &p, value.to_vec())?,
+        }
+        if unwatched {
+            return Ok(());
         }
         let perms = Self::event_perms(&mut v, &p, None);
         self.fire(
@@ -1296,9 +1381,18 @@ impl Store {
         self.tree.journal.clear();
     }
 
-    /// Takes the encoded records of changes since the last call.
-    pub(crate) fn take_journal(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.tree.journal)
+    /// The encoded records of changes not yet persisted.
+    pub(crate) fn journal(&self) -> &[u8] {
+        &self.tree.journal
+    }
+
+    /// Forgets the records [`Store::journal`] returned (keeping the buffer
+    /// for the next batch unless a burst grew it large).
+    pub(crate) fn clear_journal(&mut self) {
+        self.tree.journal.clear();
+        if self.tree.journal.capacity() > 1 << 20 {
+            self.tree.journal.shrink_to(64 << 10);
+        }
     }
 
     /// Installs a node while restoring state.

@@ -616,3 +616,97 @@ fn state_survives_restart() {
     t.s.check().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Overwriting an existing node outside a transaction takes a shorter path
+/// (in place, no event built when nobody watches): every check of the
+/// general path still applies, and the result is the same.
+#[test]
+fn overwrite_in_place_keeps_every_check() {
+    let mut t = T::new();
+    let d0 = t.s.connect_dom0(true);
+    t.op(d0, XS_SET_QUOTA, 0, &["node-size", "16"]).unwrap();
+    t.op(d0, XS_MKDIR, 0, &["/local/domain/3"]).unwrap();
+    t.op(d0, XS_SET_PERMS, 0, &["/local/domain/3", "n3"])
+        .unwrap();
+    t.write(d0, 0, "/local/domain/3/ro", "dom0's").unwrap();
+    t.op(d0, XS_SET_PERMS, 0, &["/local/domain/3/ro", "n0", "r3"])
+        .unwrap();
+    t.write(d0, 0, "/private", "secret").unwrap();
+    let g = t.guest(d0, 3);
+
+    // Permissions: readable but not writable; neither.
+    assert_eq!(t.read(g, 0, "ro").unwrap(), "dom0's");
+    assert_eq!(t.write(g, 0, "ro", "mine"), Err(Errno::EACCES));
+    assert_eq!(t.read(g, 0, "/private"), Err(Errno::EACCES));
+    assert_eq!(t.write(g, 0, "/private", "x"), Err(Errno::EACCES));
+    assert_eq!(t.read(d0, 0, "/private").unwrap(), "secret");
+    assert_eq!(t.read(d0, 0, "/local/domain/3/ro").unwrap(), "dom0's");
+
+    // Node size counts the children's names as well as the value.
+    t.write(g, 0, "d", "0123456789").unwrap();
+    t.write(g, 0, "d/ab", "").unwrap(); // "ab\0": 3 bytes
+    assert_eq!(t.write(g, 0, "d", "0123456789abcd"), Err(Errno::EQUOTA));
+    assert_eq!(t.read(g, 0, "d").unwrap(), "0123456789", "unchanged");
+    t.write(g, 0, "d", "0123456789abc").unwrap();
+    // dom0 is not limited.
+    t.write(d0, 0, "/local/domain/3/d", &"z".repeat(100))
+        .unwrap();
+
+    // Rewrites do not change the owned-node count: the node quota still
+    // allows exactly as many new nodes as before.
+    t.op(d0, XS_SET_QUOTA, 0, &["nodes", "5"]).unwrap();
+    for _ in 0..10 {
+        t.write(g, 0, "d", "again").unwrap();
+    }
+    // Owned: home, d, d/ab; two more fit.
+    t.write(g, 0, "n1", "").unwrap();
+    t.write(g, 0, "n2", "").unwrap();
+    assert_eq!(t.write(g, 0, "n3", ""), Err(Errno::EQUOTA));
+
+    // Nobody watches: no events. Then a watch sees each overwrite, and the
+    // generation moves (a transaction that read the node conflicts).
+    t.write(d0, 0, "/w/x", "0").unwrap();
+    assert!(t.events.is_empty());
+    t.op(d0, XS_WATCH, 0, &["/w", "tok"]).unwrap();
+    assert_eq!(t.events_for(d0), [ev("/w", "tok")]);
+    let tx2 = t.tx_start(d0);
+    assert_eq!(t.read(d0, tx2, "/w/x").unwrap(), "0");
+    t.write(d0, 0, "/w/x", "1").unwrap();
+    t.write(d0, 0, "/w/x", "2").unwrap();
+    assert_eq!(t.events_for(d0), [ev("/w/x", "tok"), ev("/w/x", "tok")]);
+    t.write(d0, tx2, "/w/y", "in tx").unwrap();
+    assert_eq!(t.tx_end(d0, tx2, true), Err(Errno::EAGAIN));
+    assert_eq!(t.read(d0, 0, "/w/x").unwrap(), "2");
+    t.s.check().unwrap();
+}
+
+/// The in-place overwrite journals the same record as the general path:
+/// a restart restores the last value.
+#[test]
+fn overwrites_in_place_survive_restart() {
+    let dir = std::env::temp_dir().join(format!("xs-overwrite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let (mut p, s) = crate::persist::Persister::open(&dir, false).unwrap();
+        let mut t = T::new();
+        t.s = s;
+        let c = t.s.connect_dom0(true);
+        t.write(c, 0, "/o", "first").unwrap();
+        t.op(c, XS_SET_PERMS, 0, &["/o", "n2", "r5"]).unwrap();
+        p.append(&mut t.s).unwrap();
+        for i in 0..50 {
+            t.write(c, 0, "/o", &format!("v{i}")).unwrap();
+        }
+        t.write(c, 0, "/o", &"L".repeat(3000)).unwrap();
+        t.write(c, 0, "/o", "last").unwrap();
+        p.append(&mut t.s).unwrap();
+    }
+    let (_p, s) = crate::persist::Persister::open(&dir, false).unwrap();
+    let mut t = T::new();
+    t.s = s;
+    let c = t.s.connect_dom0(true);
+    assert_eq!(t.read(c, 0, "/o").unwrap(), "last");
+    assert_eq!(t.perms(c, "/o").unwrap(), "n2,r5");
+    t.s.check().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
