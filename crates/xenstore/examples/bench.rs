@@ -2,7 +2,10 @@
 //! server measured in the same run (the best any request/reply protocol
 //! over one socket round trip can do here).
 //!
-//! `cargo run --release -p xenstore --example bench -- [ops-per-client] [rounds]`
+//! `cargo run --release -p xenstore --example bench -- [ops-per-client] [rounds] [ops] [clients]`
+//!
+//! `ops` is `read,write` (default) or one of them, `clients` a list such as
+//! `1,32` (default): to profile one case.
 //!
 //! The machine may be shared, so one measurement of each kind can land in
 //! different load. The bench therefore runs `rounds` rounds (default 5);
@@ -238,6 +241,23 @@ fn main() {
         .unwrap_or(20_000)
         .max(8);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
+    // Which operations to measure next to echo (for profiling one of them).
+    let only = args.next().unwrap_or_else(|| "read,write".into());
+    let mut kinds = vec![Kind::Echo];
+    for k in only.split(',') {
+        match k {
+            "read" => kinds.push(Kind::Read),
+            "write" => kinds.push(Kind::Write),
+            _ => panic!("unknown operation {k:?} (read, write)"),
+        }
+    }
+    let clients_list: Vec<usize> = match args.next() {
+        Some(c) => c
+            .split(',')
+            .map(|n| n.parse().expect("client counts"))
+            .collect(),
+        None => vec![1, 32],
+    };
     let dir: PathBuf = std::env::temp_dir().join(format!("xs-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -272,8 +292,7 @@ fn main() {
         "{:<6} {:>7} {:>10} {:>8} {:>8} {:>12} {:>8} {:>14}",
         "op", "clients", "ops/s", "p50 us", "p99 us", "srv cpu us/op", "ratio", "ratio min-max"
     );
-    let kinds = [Kind::Echo, Kind::Read, Kind::Write];
-    for clients in [1usize, 32] {
+    for &clients in &clients_list {
         let n = if clients == 1 { ops } else { ops / 8 };
         let mut per_round: Vec<HashMap<Kind, Measured>> = Vec::new();
         for r in 0..rounds {
@@ -284,7 +303,7 @@ fn main() {
             }
             per_round.push(m);
         }
-        for kind in kinds {
+        for &kind in &kinds {
             let ratios: Vec<f64> = per_round
                 .iter()
                 .map(|m| m[&kind].ops_per_s / m[&Kind::Echo].ops_per_s)
