@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod client;
 pub mod dispatch;
+mod logfile;
 pub mod path;
 pub mod perms;
 pub mod persist;

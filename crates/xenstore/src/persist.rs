@@ -4,8 +4,12 @@
 //! State lives in one directory (default `/var/lib/xenstored`):
 //! - `snapshot`: every node and domain, written to `snapshot.tmp`, fsynced,
 //!   renamed over `snapshot`, and the directory fsynced;
-//! - `log.<seq>`: records of changes since that snapshot, appended with one
-//!   `write(2)` per batch of requests *before* their replies are sent.
+//! - `log.<seq>`: records of changes since that snapshot, appended once per
+//!   batch of requests *before* their replies are sent. An append is a copy
+//!   into a shared mapping of the file (see [`crate::logfile`]; `pwrite(2)`
+//!   where the file system cannot map): either way the bytes are in the
+//!   kernel's page cache when the append returns. The file is preallocated
+//!   ahead of its records; zeros follow the last one.
 //!
 //! The snapshot names the log sequence number that continues it; logs with
 //! another number are stale and ignored, so a crash at any point of a
@@ -13,13 +17,14 @@
 //! Each record carries its length and a CRC-32; recovery stops at the first
 //! torn or corrupt record and truncates the log there.
 //!
-//! Guarantees: a reply is sent only after the change reached the kernel,
-//! so killing the daemon (even `SIGKILL`) never loses an acknowledged
-//! change. Without `--sync`, a power loss may lose changes made since the
+//! Guarantees: a reply is sent only after the change reached the kernel's
+//! page cache, so killing the daemon (even `SIGKILL`) never loses an
+//! acknowledged change. Without `--sync`, a power loss may lose changes made since the
 //! last compaction that the kernel had not yet written back (typically a
 //! few seconds); with `--sync`, each batch is `fdatasync`ed before replies
 //! go out, so acknowledged changes survive power loss too.
 
+use crate::logfile::LogFile;
 use crate::perms::Perms;
 use crate::quota::Quotas;
 use crate::store::{Domain, Node, Store};
@@ -313,8 +318,7 @@ fn replay(store: &mut Store, data: &[u8], seq: &mut Option<u64>) -> usize {
 pub struct Persister {
     dir: PathBuf,
     seq: u64,
-    log: File,
-    log_bytes: u64,
+    log: LogFile,
     snapshot_bytes: u64,
     sync: bool,
 }
@@ -330,6 +334,18 @@ fn read_file(p: &Path) -> Result<Option<Vec<u8>>, PersistError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(PersistError::Read(p.to_path_buf(), e)),
     }
+}
+
+/// Opens (creating, and emptying if `truncate`) a log file for
+/// [`LogFile`], which maps it: read and write.
+fn open_log(p: &Path, truncate: bool) -> Result<File, PersistError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(p)
+        .map_err(|e| PersistError::Write(p.to_path_buf(), e))
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), PersistError> {
@@ -365,20 +381,22 @@ impl Persister {
         };
         let log_path = dir.join(format!("log.{seq}"));
         let mut log_bytes = 0;
+        let log = open_log(&log_path, false)?;
         if let Some(data) = read_file(&log_path)? {
             let mut ignored = None;
             let valid = replay(&mut store, &data, &mut ignored);
-            if valid != data.len() {
+            let tail = &data[valid..];
+            // Zeros are the preallocated rest of the file; anything else is
+            // a torn or corrupt record.
+            if tail.iter().any(|&b| b != 0) {
                 tracing::warn!(
                     "{}: dropping {} bytes of torn or corrupt log tail",
                     log_path.display(),
-                    data.len() - valid
+                    tail.len()
                 );
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&log_path)
-                    .map_err(|e| PersistError::Write(log_path.clone(), e))?;
-                f.set_len(valid as u64)
+            }
+            if !tail.is_empty() {
+                log.set_len(valid as u64)
                     .map_err(|e| PersistError::Write(log_path.clone(), e))?;
             }
             log_bytes = valid as u64;
@@ -396,18 +414,12 @@ impl Persister {
                 }
             }
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| PersistError::Write(log_path.clone(), e))?;
         store.set_journaling(true);
         Ok((
             Persister {
                 dir: dir.to_path_buf(),
                 seq,
-                log,
-                log_bytes,
+                log: LogFile::new(log, log_bytes),
                 snapshot_bytes,
                 sync,
             },
@@ -422,19 +434,15 @@ impl Persister {
         if j.is_empty() {
             return Ok(());
         }
-        let len = j.len();
         let p = || self.dir.join(format!("log.{}", self.seq));
         self.log
-            .write_all(j)
+            .append(j)
             .map_err(|e| PersistError::Write(p(), e))?;
         store.clear_journal();
         if self.sync {
-            self.log
-                .sync_data()
-                .map_err(|e| PersistError::Write(p(), e))?;
+            self.log.sync().map_err(|e| PersistError::Write(p(), e))?;
         }
-        self.log_bytes += len as u64;
-        if self.log_bytes > (4 << 20).max(2 * self.snapshot_bytes) {
+        if self.log.len() > (4 << 20).max(2 * self.snapshot_bytes) {
             self.compact(store)?;
         }
         Ok(())
@@ -465,15 +473,9 @@ impl Persister {
         fsync_dir(&self.dir)?;
         let old = self.dir.join(format!("log.{}", self.seq));
         let new = self.dir.join(format!("log.{next}"));
-        self.log = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&new)
-            .map_err(|e| PersistError::Write(new.clone(), e))?;
+        self.log = LogFile::new(open_log(&new, true)?, 0);
         let _ = fs::remove_file(old);
         self.seq = next;
-        self.log_bytes = 0;
         self.snapshot_bytes = data.len() as u64;
         store.clear_journal();
         Ok(())
@@ -483,6 +485,65 @@ impl Persister {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log file is preallocated: reopening tells its zero tail from a
+    /// torn record, drops both, and appends after the last good record.
+    #[test]
+    fn reopen_drops_zero_tail_and_torn_record_and_appends_after() {
+        let dir = std::env::temp_dir().join(format!("xs-reopen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let write = |p: &mut Persister, s: &mut Store, path: &str, v: &str| {
+            let mut n = s.node("/").unwrap().clone();
+            n.value = v.as_bytes().to_vec();
+            n.children.clear();
+            s.tree.put(path.to_string(), n);
+            p.append(s).unwrap();
+        };
+        {
+            let (mut p, mut s) = Persister::open(&dir, false).unwrap();
+            s.tree.nodes.get_mut("/").unwrap().children.push("a".into());
+            write(&mut p, &mut s, "/a", "1");
+            s.tree.nodes.get_mut("/").unwrap().children.push("b".into());
+            let root = s.node("/").unwrap().clone();
+            s.tree.put("/".into(), root);
+            write(&mut p, &mut s, "/b", "2");
+        }
+        let log = dir.join("log.0");
+        let size = std::fs::metadata(&log).unwrap().len();
+        let data = std::fs::read(&log).unwrap();
+        let mut seq = None;
+        let valid = replay(&mut Store::empty(), &data, &mut seq);
+        assert!(size > valid as u64, "preallocated past the records");
+        assert!(data[valid..].iter().all(|&b| b == 0));
+        {
+            // Reopen: all there; the zero tail is gone; write more.
+            let (mut p, mut s) = Persister::open(&dir, false).unwrap();
+            assert_eq!(std::fs::metadata(&log).unwrap().len(), valid as u64);
+            assert_eq!(s.node("/b").unwrap().value, b"2");
+            write(&mut p, &mut s, "/b", "3");
+        }
+        // A torn record after the good ones (a crash in mid-copy).
+        let data = std::fs::read(&log).unwrap();
+        let valid = replay(&mut Store::empty(), &data, &mut None);
+        let mut torn = Vec::new();
+        encode_del(&mut torn, "/a");
+        torn.truncate(torn.len() - 3);
+        let f = OpenOptions::new().write(true).open(&log).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&torn, valid as u64).unwrap();
+        drop(f);
+        {
+            let (mut p, mut s) = Persister::open(&dir, false).unwrap();
+            assert_eq!(s.node("/b").unwrap().value, b"3");
+            assert!(s.node("/a").is_some(), "torn delete not applied");
+            write(&mut p, &mut s, "/a", "4");
+        }
+        let (_p, s) = Persister::open(&dir, false).unwrap();
+        assert_eq!(s.node("/a").unwrap().value, b"4");
+        assert_eq!(s.node("/b").unwrap().value, b"3");
+        s.check().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn crc_matches_ieee() {

@@ -321,10 +321,10 @@ impl Server {
     /// Runs until an unrecoverable error.
     ///
     /// One turn: wait for events; read what every ready connection sent and
-    /// handle it; append the journal of the whole batch to disk with one
-    /// write (so a change reaches the kernel before its reply); then write
-    /// each connection's replies and events, in the order the store queued
-    /// them, with one write per connection.
+    /// handle it; append the journal of the whole batch to the log once (so
+    /// a change reaches the kernel before its reply); then write each
+    /// connection's replies and events, in the order the store queued them,
+    /// with one write per connection.
     pub fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(256);
         loop {
