@@ -427,6 +427,12 @@ impl Persister {
         ))
     }
 
+    /// Whether every [`Persister::append`] is synced to disk (`--sync`),
+    /// which makes it expensive.
+    pub fn is_sync(&self) -> bool {
+        self.sync
+    }
+
     /// Appends the store's journal (changes since the last call). Must be
     /// called before the replies to those changes are sent.
     pub fn append(&mut self, store: &mut Store) -> Result<(), PersistError> {

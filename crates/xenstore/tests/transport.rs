@@ -15,16 +15,41 @@ use xenstore::client::Client;
 use xenstore::server::{self, Server};
 use xenstore::wire::{Frame, FrameDecoder};
 
+/// How the server under test persists, which decides how it commits.
+#[derive(Clone, Copy, Debug)]
+enum Persist {
+    /// No state: each connection is answered once its input is handled.
+    None,
+    /// A log: the same, committing before each answer.
+    Log,
+    /// `--sync`: one commit (and fdatasync) per turn for all connections.
+    Sync,
+}
+
 /// A server on a private socket, running in a thread for the rest of the
 /// test process.
-fn start(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xs-transport-{name}-{}", std::process::id()));
+fn start(name: &str, persist: Persist) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "xs-transport-{name}-{persist:?}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("socket");
     let l = server::bind(&sock).unwrap();
+    let (p, store) = match persist {
+        Persist::None => (None, Store::new()),
+        Persist::Log | Persist::Sync => {
+            let (p, s) = xenstore::persist::Persister::open(
+                &dir.join("state"),
+                matches!(persist, Persist::Sync),
+            )
+            .unwrap();
+            (Some(p), s)
+        }
+    };
     std::thread::spawn(move || {
-        let mut s = Server::new(l, Store::new(), None, None).unwrap();
+        let mut s = Server::new(l, store, p, None).unwrap();
         s.run().unwrap();
     });
     sock
@@ -154,7 +179,13 @@ fn compare(sock: &Path, conns: usize, script: &[Burst]) {
 
 #[test]
 fn pipelined_bursts_get_the_stores_frames_in_order() {
-    let sock = start("order");
+    for persist in [Persist::None, Persist::Log, Persist::Sync] {
+        pipelined_bursts(persist);
+    }
+}
+
+fn pipelined_bursts(persist: Persist) {
+    let sock = start("order", persist);
     let mut id = 0u32;
     let mut next = || {
         id += 1;
@@ -249,7 +280,13 @@ fn pipelined_bursts_get_the_stores_frames_in_order() {
 
 #[test]
 fn transactions_and_watch_events_in_a_burst_keep_their_order() {
-    let sock = start("tx");
+    for persist in [Persist::None, Persist::Log, Persist::Sync] {
+        transactions_and_watches(persist);
+    }
+}
+
+fn transactions_and_watches(persist: Persist) {
+    let sock = start("tx", persist);
     // Transaction ids are chosen by the store: the same in both runs.
     let script = vec![
         Burst {
@@ -308,7 +345,7 @@ fn hangup_right_after_sending_is_noticed() {
         eprintln!("SKIPPED hangup_right_after_sending_is_noticed: attaching needs a root peer");
         return;
     }
-    let sock = start("hup");
+    let sock = start("hup", Persist::None);
     let mut dom0 = Client::connect_path(&sock).unwrap();
     dom0.watch("@releaseDomain", "rel").unwrap();
     assert_eq!(dom0.read_watch().unwrap().path, "@releaseDomain");
@@ -362,7 +399,7 @@ fn pipelining_past_the_outstanding_limit_loses_nothing() {
         );
         return;
     }
-    let sock = start("outstanding");
+    let sock = start("outstanding", Persist::Log);
     let mut dom0 = Client::connect_path(&sock).unwrap();
     dom0.mkdir("/local/domain/7").unwrap();
     dom0.set_perms(
