@@ -275,7 +275,7 @@ fn vcpu_loop(shared: &Shared, id: u32, fd: &mut VcpuFd, limits: &mut Limits) -> 
                 }
             }
             Ok(VcpuExit::Shutdown) => {
-                tracing::warn!(vcpu = id, "triple fault");
+                tracing::warn!(vcpu = id, state = %cpu_state(fd), "triple fault");
                 return Some(End::Shutdown(ShutdownReason::Crash));
             }
             Ok(VcpuExit::SystemEvent(kind, _)) => {
@@ -287,8 +287,11 @@ fn vcpu_loop(shared: &Shared, id: u32, fd: &mut VcpuFd, limits: &mut Limits) -> 
                 return Some(End::Shutdown(reason));
             }
             Ok(VcpuExit::InternalError) | Ok(VcpuExit::FailEntry(..)) => {
-                let regs = fd.get_regs().map(|r| r.rip).unwrap_or(0);
-                tracing::error!(vcpu = id, rip = regs, "KVM cannot run the vCPU further");
+                tracing::error!(
+                    vcpu = id,
+                    state = %cpu_state(fd),
+                    "KVM cannot run the vCPU further"
+                );
                 return Some(End::Shutdown(ShutdownReason::Crash));
             }
             Ok(VcpuExit::Intr) | Ok(VcpuExit::Hlt) | Ok(VcpuExit::IrqWindowOpen) => {}
@@ -312,6 +315,31 @@ fn vcpu_loop(shared: &Shared, id: u32, fd: &mut VcpuFd, limits: &mut Limits) -> 
             }
         }
     }
+}
+
+/// The vCPU's registers, for the log when the guest crashes.
+fn cpu_state(fd: &VcpuFd) -> String {
+    let mut out = String::new();
+    if let Ok(r) = fd.get_regs() {
+        out += &format!(
+            "rip={:#x} rsp={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rflags={:#x}",
+            r.rip, r.rsp, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rflags
+        );
+    }
+    if let Ok(s) = fd.get_sregs() {
+        out += &format!(
+            " cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x} cs={:#x} idt={:#x}+{:#x} gdt={:#x}+{:#x}",
+            s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector, s.idt.base, s.idt.limit, s.gdt.base,
+            s.gdt.limit
+        );
+    }
+    if let Ok(e) = fd.get_vcpu_events() {
+        out += &format!(
+            " exception={}/{}/{:#x}",
+            e.exception.injected, e.exception.nr, e.exception.error_code
+        );
+    }
+    out
 }
 
 /// A write to the ACPI sleep control or reset register (see
