@@ -253,6 +253,23 @@ struct Watch {
     strip: usize,
 }
 
+impl Watch {
+    /// Whether an event on `path` matched as `how` concerns this watch
+    /// (permissions aside).
+    fn hit(&self, path: &str, how: Match) -> bool {
+        match how {
+            Match::Subtree => path::is_child(path, &self.path, self.depth),
+            Match::Exact => path == self.path,
+            Match::NoDepth => path == self.path && self.depth.is_none(),
+            Match::Depth => {
+                path == self.path
+                    || (self.depth.is_some_and(|d| d > 0)
+                        && path::is_child(path, &self.path, self.depth))
+            }
+        }
+    }
+}
+
 /// One client connection: dom0 tools on the socket, or a guest.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -660,10 +677,13 @@ impl Store {
         path::canonicalize_cow(p, &c.home, false, c.rel_max()).map(|(p, _)| p)
     }
 
-    /// Whether any connection has a watch (when none has, a change outside
-    /// a transaction has no one to tell and its event is not built).
-    fn any_watches(&self) -> bool {
-        self.conns.values().any(|c| !c.watches.is_empty())
+    /// Whether any watch would see a change of `path` made outside a
+    /// transaction (permissions aside). When none would, the change has no
+    /// one to tell and its event is not built.
+    fn watched(&self, path: &str) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.watches.iter().any(|w| w.hit(path, Match::Subtree)))
     }
 
     fn view<'a>(tree: &'a mut Tree, tx: Option<&'a mut Txn>) -> View<'a> {
@@ -853,7 +873,7 @@ impl Store {
                     return Err(Errno::EQUOTA);
                 }
                 self.tree.set_value(&p, value);
-                if self.any_watches() {
+                if self.watched(&p) {
                     let mut v = Self::view(&mut self.tree, None);
                     let perms = Self::event_perms(&mut v, &p, None);
                     self.fire(
@@ -869,7 +889,7 @@ impl Store {
             }
         }
         let p = p.into_owned();
-        let unwatched = tx.is_none() && !self.any_watches();
+        let unwatched = tx.is_none() && !self.watched(&p);
         let mut v = Self::view(&mut self.tree, tx.as_deref_mut());
         match Self::lookup(&mut v, c, &p, Need::Write)? {
             Some(n) => {
@@ -1155,17 +1175,7 @@ impl Store {
             }
             let mut permitted: Option<bool> = None;
             for w in &conn.watches {
-                let hit = match ev.how {
-                    Match::Subtree => path::is_child(&ev.path, &w.path, w.depth),
-                    Match::Exact => ev.path == w.path,
-                    Match::NoDepth => ev.path == w.path && w.depth.is_none(),
-                    Match::Depth => {
-                        ev.path == w.path
-                            || (w.depth.is_some_and(|d| d > 0)
-                                && path::is_child(&ev.path, &w.path, w.depth))
-                    }
-                };
-                if !hit {
+                if !w.hit(&ev.path, ev.how) {
                     continue;
                 }
                 let ok = *permitted.get_or_insert_with(|| {

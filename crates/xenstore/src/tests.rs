@@ -663,10 +663,19 @@ fn overwrite_in_place_keeps_every_check() {
     t.write(g, 0, "n2", "").unwrap();
     assert_eq!(t.write(g, 0, "n3", ""), Err(Errno::EQUOTA));
 
-    // Nobody watches: no events. Then a watch sees each overwrite, and the
-    // generation moves (a transaction that read the node conflicts).
+    // Nobody watches: no events. Watches elsewhere (a sibling sharing the
+    // prefix, a child) see nothing either. Then a watch sees each
+    // overwrite, and the generation moves (a transaction that read the node
+    // conflicts).
     t.write(d0, 0, "/w/x", "0").unwrap();
     assert!(t.events.is_empty());
+    t.op(d0, XS_WATCH, 0, &["/wx", "sibling"]).unwrap();
+    t.op(d0, XS_WATCH, 0, &["/w/x/y", "child"]).unwrap();
+    t.op(g, XS_WATCH, 0, &["/w/x", "guest"]).unwrap();
+    let _ = t.collect();
+    t.events.clear();
+    t.write(d0, 0, "/w/x", "0").unwrap();
+    assert!(t.events.is_empty(), "{:?}", t.events);
     t.op(d0, XS_WATCH, 0, &["/w", "tok"]).unwrap();
     assert_eq!(t.events_for(d0), [ev("/w", "tok")]);
     let tx2 = t.tx_start(d0);
