@@ -76,11 +76,18 @@ pub struct WatchEvent {
 pub struct Client {
     stream: UnixStream,
     dec: FrameDecoder,
-    inbuf: Vec<u8>,
+    /// Bytes read from the daemon; `in_pos..in_len` not yet decoded.
+    inbuf: Box<[u8]>,
     in_pos: usize,
+    in_len: usize,
+    /// The request being sent (reused).
+    out: Vec<u8>,
     next_req: u32,
     events: VecDeque<WatchEvent>,
 }
+
+/// Bytes read from the daemon at a time.
+const CLIENT_READ: usize = 8192;
 
 fn op_name(t: u32) -> &'static str {
     crate::dispatch::type_name(t)
@@ -118,8 +125,10 @@ impl Client {
         Client {
             stream,
             dec: FrameDecoder::new(),
-            inbuf: Vec::new(),
+            inbuf: vec![0u8; CLIENT_READ].into_boxed_slice(),
             in_pos: 0,
+            in_len: 0,
+            out: Vec::new(),
             next_req: 1,
             events: VecDeque::new(),
         }
@@ -138,7 +147,7 @@ impl Client {
     /// that relays a guest ring after [`Client::attach_domain`]. Fails if
     /// bytes from the daemon are already buffered.
     pub fn into_stream(self) -> std::result::Result<UnixStream, Box<Client>> {
-        if self.in_pos < self.inbuf.len() || self.dec.is_mid_frame() || !self.events.is_empty() {
+        if self.in_pos < self.in_len || self.dec.is_mid_frame() || !self.events.is_empty() {
             return Err(Box::new(self));
         }
         Ok(self.stream)
@@ -146,22 +155,21 @@ impl Client {
 
     fn recv_frame(&mut self) -> Result<Frame> {
         loop {
-            while self.in_pos < self.inbuf.len() {
+            while self.in_pos < self.in_len {
                 let (n, f) = self
                     .dec
-                    .feed(&self.inbuf[self.in_pos..])
+                    .feed(&self.inbuf[self.in_pos..self.in_len])
                     .map_err(ClientError::Wire)?;
                 self.in_pos += n;
                 if let Some(f) = f {
                     return Ok(f);
                 }
             }
-            self.inbuf.clear();
             self.in_pos = 0;
-            let mut buf = [0u8; 8192];
-            match self.stream.read(&mut buf) {
+            self.in_len = 0;
+            match self.stream.read(&mut self.inbuf) {
                 Ok(0) => return Err(ClientError::Closed),
-                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => self.in_len = n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
@@ -186,16 +194,34 @@ impl Client {
 
     /// Sends one request and waits for its reply, keeping watch events.
     pub fn request(&mut self, type_: u32, tx_id: u32, payload: Vec<u8>) -> Result<Vec<u8>> {
+        self.request_parts(type_, tx_id, &[&payload])
+    }
+
+    /// [`Client::request`] with the payload given as pieces laid end to
+    /// end, encoded straight into the reused output buffer.
+    fn request_parts(&mut self, type_: u32, tx_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>> {
         let op = op_name(type_);
-        if payload.len() > XENSTORE_PAYLOAD_MAX {
-            return Err(ClientError::TooLong(payload.len()));
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > XENSTORE_PAYLOAD_MAX {
+            return Err(ClientError::TooLong(len));
         }
         let req_id = self.next_req;
         self.next_req = self.next_req.wrapping_add(1);
-        let f = Frame::new(type_, req_id, tx_id, payload);
-        self.stream
-            .write_all(&f.encode())
-            .map_err(ClientError::Io)?;
+        let h = crate::wire::Header {
+            type_,
+            req_id,
+            tx_id,
+            len: len as u32,
+        };
+        self.out.clear();
+        self.out.extend_from_slice(&h.encode());
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        self.stream.write_all(&self.out).map_err(ClientError::Io)?;
+        if self.out.capacity() > 2 * (XENSTORE_PAYLOAD_MAX + XSD_SOCKMSG_SIZE) {
+            self.out = Vec::new();
+        }
         loop {
             let r = self.recv_frame()?;
             match r.type_ {
@@ -216,13 +242,12 @@ impl Client {
     // ---- operations, in or out of a transaction (tx 0) ----
 
     fn read_tx(&mut self, tx: u32, path: &str) -> Result<Vec<u8>> {
-        self.request(XS_READ, tx, nul(path))
+        self.request_parts(XS_READ, tx, &[path.as_bytes(), b"\0"])
     }
 
     fn write_tx(&mut self, tx: u32, path: &str, value: &[u8]) -> Result<()> {
-        let mut p = nul(path);
-        p.extend_from_slice(value);
-        self.request(XS_WRITE, tx, p).map(|_| ())
+        self.request_parts(XS_WRITE, tx, &[path.as_bytes(), b"\0", value])
+            .map(|_| ())
     }
 
     fn directory_tx(&mut self, tx: u32, path: &str) -> Result<Vec<String>> {
