@@ -90,13 +90,19 @@ impl Tree {
         }
     }
 
-    /// Replaces the value of existing node `p` in place: [`Tree::put`] of
-    /// the same node with a new value, without copying the node. Returns
-    /// false if there is no such node.
-    fn set_value(&mut self, p: &str, value: &[u8]) -> bool {
-        let Some(n) = self.nodes.get_mut(p) else {
-            return false;
-        };
+    /// Replaces the value of existing node `p` in place, if `check`
+    /// accepts the node: [`Tree::put`] of the same node with a new value,
+    /// without copying the node. `None` if there is no such node.
+    fn overwrite(
+        &mut self,
+        p: &str,
+        value: &[u8],
+        check: impl FnOnce(&Node) -> Result<(), Errno>,
+    ) -> Option<Result<(), Errno>> {
+        let n = self.nodes.get_mut(p)?;
+        if let Err(e) = check(n) {
+            return Some(Err(e));
+        }
         self.generation += 1;
         n.generation = self.generation;
         if n.value.capacity() > 2 * value.len() + 64 {
@@ -109,7 +115,7 @@ impl Tree {
         if self.journaling {
             persist::encode_put(&mut self.journal, p, n);
         }
-        true
+        Some(Ok(()))
     }
 
     fn remove(&mut self, p: &str) -> Option<Node> {
@@ -863,7 +869,7 @@ impl Store {
         if tx.is_none() {
             // Outside a transaction, an existing node's value is replaced
             // in place, with the checks of the general path below.
-            if let Some(n) = self.tree.get(&p) {
+            let done = self.tree.overwrite(&p, value, |n| {
                 if !Self::allowed(c, &n.perms, Need::Write) {
                     return Err(Errno::EACCES);
                 }
@@ -872,7 +878,10 @@ impl Store {
                 {
                     return Err(Errno::EQUOTA);
                 }
-                self.tree.set_value(&p, value);
+                Ok(())
+            });
+            if let Some(r) = done {
+                r?;
                 if self.watched(&p) {
                     let mut v = Self::view(&mut self.tree, None);
                     let perms = Self::event_perms(&mut v, &p, None);
