@@ -7,4 +7,4 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
-cargo run --quiet --release -p xenstore --example bench -- "${1:-10000}" "${2:-9}"
+cargo run --quiet --release -p xenstore --example bench -- "${1:-4000}" "${2:-21}"

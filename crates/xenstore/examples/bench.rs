@@ -7,12 +7,16 @@
 //! `ops` is `read,write` (default) or one of them, `clients` a list such as
 //! `1,32` (default): to profile one case.
 //!
-//! The machine may be shared, so one measurement of each kind can land in
-//! different load. The bench therefore runs `rounds` rounds (default 9);
-//! each round measures echo, READ and WRITE back to back (the order rotates
-//! from round to round) and yields one ratio per operation against that
-//! round's echo. It prints the median over the rounds of each figure and of
-//! the ratio, and the spread (min-max) of the ratios.
+//! The machine may be shared, and a round trip's cost depends on where the
+//! scheduler puts the client and server threads, so one long measurement
+//! of each kind can land in different conditions. The bench therefore keeps
+//! the same client threads, each connected to both servers, and runs
+//! `rounds` rounds (default 21) of short phases: echo, READ and WRITE back
+//! to back (the order rotates from round to round), `ops-per-client`
+//! round trips each (default 4,000; an eighth of that with 32 clients).
+//! Each round yields one ratio per operation against that round's echo; the
+//! bench prints the median over the rounds of each figure and of the ratio,
+//! and the spread (min-max) of the ratios.
 //!
 //! xenstored runs as deployed: journaling to its state directory, with a
 //! toolstack connection holding a few watches (none on the benchmark's
@@ -156,80 +160,125 @@ struct Servers {
     xs_tid: Arc<AtomicI32>,
 }
 
-fn run(kind: Kind, clients: usize, ops: usize, sv: &Servers) -> Measured {
+/// The phases of round `r`: every kind once, in an order that rotates
+/// from round to round.
+fn phases(kinds: &[Kind], r: usize) -> Vec<Kind> {
+    (0..kinds.len())
+        .map(|k| kinds[(k + r) % kinds.len()])
+        .collect()
+}
+
+/// Measures `rounds` rounds of `kinds` with `clients` client threads, each
+/// doing `ops` round trips per phase. The same threads, each connected to
+/// both servers, run every phase (a barrier between phases), so echo and
+/// xenstored see the same threads placed the same way, moments apart.
+fn measure(
+    kinds: &[Kind],
+    clients: usize,
+    ops: usize,
+    rounds: usize,
+    sv: &Servers,
+) -> Vec<HashMap<Kind, Measured>> {
     let barrier = Arc::new(std::sync::Barrier::new(clients + 1));
     let handles: Vec<_> = (0..clients)
         .map(|i| {
             let echo = sv.echo.clone();
             let xs = sv.xs.clone();
             let barrier = barrier.clone();
+            let kinds = kinds.to_vec();
             std::thread::Builder::new()
                 .name(format!("client-{i}"))
                 .spawn(move || {
-                    let mut lat = Vec::with_capacity(ops);
                     let key = format!("/bench/c{i}");
-                    match kind {
-                        Kind::Echo => {
-                            let mut s = UnixStream::connect(&echo).unwrap();
-                            // A READ request's size: header plus path.
-                            let msg = xenstore::wire::Frame::new(
-                                2,
-                                1,
-                                0,
-                                format!("{key}\0").into_bytes(),
-                            )
-                            .encode();
-                            let mut back = vec![0u8; msg.len()];
+                    let mut e = UnixStream::connect(&echo).unwrap();
+                    // A READ request's size: header plus path.
+                    let msg = xenstore::wire::Frame::new(2, 1, 0, format!("{key}\0").into_bytes())
+                        .encode();
+                    let mut back = vec![0u8; msg.len()];
+                    let mut c = Client::connect_path(&xs).unwrap();
+                    // Values of 16 bytes, before and after each WRITE.
+                    c.write(&key, "0123456789abcdef").unwrap();
+                    let mut n = 0u64;
+                    // Latencies per round and phase.
+                    let mut lat: Vec<HashMap<Kind, Vec<Duration>>> = Vec::new();
+                    for r in 0..rounds {
+                        let mut m = HashMap::new();
+                        for kind in phases(&kinds, r) {
+                            let mut l = Vec::with_capacity(ops);
                             barrier.wait();
                             for _ in 0..ops {
                                 let t = Instant::now();
-                                s.write_all(&msg).unwrap();
-                                s.read_exact(&mut back).unwrap();
-                                lat.push(t.elapsed());
-                            }
-                        }
-                        Kind::Read | Kind::Write => {
-                            let mut c = Client::connect_path(&xs).unwrap();
-                            c.write(&key, "0123456789abcdef").unwrap();
-                            barrier.wait();
-                            for n in 0..ops {
-                                let t = Instant::now();
-                                if kind == Kind::Read {
-                                    c.read(&key).unwrap();
-                                } else {
-                                    c.write(&key, format!("value-{n:08}")).unwrap();
+                                match kind {
+                                    Kind::Echo => {
+                                        e.write_all(&msg).unwrap();
+                                        e.read_exact(&mut back).unwrap();
+                                    }
+                                    Kind::Read => {
+                                        c.read(&key).unwrap();
+                                    }
+                                    Kind::Write => {
+                                        c.write(&key, format!("value-{n:010}")).unwrap();
+                                        n += 1;
+                                    }
                                 }
-                                lat.push(t.elapsed());
+                                l.push(t.elapsed());
                             }
+                            barrier.wait();
+                            m.insert(kind, l);
                         }
+                        lat.push(m);
                     }
                     lat
                 })
                 .unwrap()
         })
         .collect();
-    let tid = if kind == Kind::Echo {
-        sv.echo_tid.load(Ordering::SeqCst)
-    } else {
-        sv.xs_tid.load(Ordering::SeqCst)
-    };
-    barrier.wait();
-    let cpu0 = thread_cpu(tid);
-    let t0 = Instant::now();
-    let mut all: Vec<Duration> = Vec::new();
-    for h in handles {
-        all.extend(h.join().unwrap());
+    // Per round and phase: wall time and the server thread's CPU time.
+    let mut spans: Vec<HashMap<Kind, (Duration, Duration)>> = Vec::new();
+    for r in 0..rounds {
+        let mut m = HashMap::new();
+        for kind in phases(kinds, r) {
+            let tid = if kind == Kind::Echo {
+                sv.echo_tid.load(Ordering::SeqCst)
+            } else {
+                sv.xs_tid.load(Ordering::SeqCst)
+            };
+            barrier.wait();
+            let cpu0 = thread_cpu(tid);
+            let t0 = Instant::now();
+            barrier.wait();
+            let wall = t0.elapsed();
+            m.insert(kind, (wall, thread_cpu(tid).saturating_sub(cpu0)));
+        }
+        spans.push(m);
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = thread_cpu(tid).saturating_sub(cpu0);
-    all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Measured {
-        ops_per_s: all.len() as f64 / secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        cpu_per_op: cpu / all.len() as u32,
-    }
+    let lats: Vec<Vec<HashMap<Kind, Vec<Duration>>>> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+    (0..rounds)
+        .map(|r| {
+            kinds
+                .iter()
+                .map(|&kind| {
+                    let mut all: Vec<Duration> = lats
+                        .iter()
+                        .flat_map(|l| l[r][&kind].iter().copied())
+                        .collect();
+                    all.sort_unstable();
+                    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+                    let (wall, cpu) = spans[r][&kind];
+                    (
+                        kind,
+                        Measured {
+                            ops_per_s: all.len() as f64 / wall.as_secs_f64(),
+                            p50: pct(0.50),
+                            p99: pct(0.99),
+                            cpu_per_op: cpu / all.len() as u32,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -242,9 +291,13 @@ fn main() {
     let ops: usize = args
         .next()
         .and_then(|a| a.parse().ok())
-        .unwrap_or(10_000)
+        .unwrap_or(4_000)
         .max(8);
-    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(9).max(1);
+    let rounds: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(21)
+        .max(1);
     // Which operations to measure next to echo (for profiling one of them).
     let only = args.next().unwrap_or_else(|| "read,write".into());
     let mut kinds = vec![Kind::Echo];
@@ -302,7 +355,7 @@ fn main() {
     }
     println!(
         "unix-socket round trips, {ops} per client (32 clients: {} per client), \
-         {rounds} rounds of echo/READ/WRITE back to back",
+         {rounds} rounds of echo/READ/WRITE phases back to back",
         ops / 8
     );
     println!(
@@ -311,15 +364,7 @@ fn main() {
     );
     for &clients in &clients_list {
         let n = if clients == 1 { ops } else { ops / 8 };
-        let mut per_round: Vec<HashMap<Kind, Measured>> = Vec::new();
-        for r in 0..rounds {
-            let mut m = HashMap::new();
-            for k in 0..kinds.len() {
-                let kind = kinds[(k + r) % kinds.len()];
-                m.insert(kind, run(kind, clients, n, &sv));
-            }
-            per_round.push(m);
-        }
+        let per_round = measure(&kinds, clients, n, rounds, &sv);
         for &kind in &kinds {
             let ratios: Vec<f64> = per_round
                 .iter()
