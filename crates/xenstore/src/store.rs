@@ -9,7 +9,7 @@ use crate::persist;
 use crate::quota::{self, Quotas};
 use crate::wire::{Errno, Frame};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use xen_abi::xs_wire::{XENSTORE_PAYLOAD_MAX, XENSTORE_SERVER_FEATURE_WATCHDEPTH, XS_WATCH_EVENT};
 
 /// A connection's handle, chosen by the store.
@@ -407,6 +407,10 @@ pub struct Store {
     pub(crate) domains: BTreeMap<u16, Domain>,
     pub(crate) quotas: Quotas,
     out: Outbox,
+    /// The connections that have at least one watch (see
+    /// [`Store::note_watches`]), so that matching an event does not visit
+    /// every connection.
+    watchers: BTreeSet<ConnId>,
     closing: Vec<ConnId>,
     /// A reply buffer handed back after use, for the next reply.
     scratch: Vec<u8>,
@@ -447,6 +451,7 @@ impl Store {
             domains: BTreeMap::new(),
             quotas: Quotas::default(),
             out: Outbox::default(),
+            watchers: BTreeSet::new(),
             closing: Vec::new(),
             scratch: Vec::new(),
         }
@@ -477,6 +482,7 @@ impl Store {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.conns.remove(&id);
+                self.note_watches(id);
                 Err(e)
             }
         }
@@ -506,6 +512,7 @@ impl Store {
     /// domain shuts down, so the toolstack looks at the domain.
     pub fn disconnect(&mut self, id: ConnId) {
         if self.conns.remove(&id).is_some() {
+            self.note_watches(id);
             let mut relayed = Vec::new();
             for d in self.domains.values_mut() {
                 if d.conn == Some(id) {
@@ -687,9 +694,11 @@ impl Store {
     /// transaction (permissions aside). When none would, the change has no
     /// one to tell and its event is not built.
     fn watched(&self, path: &str) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.watches.iter().any(|w| w.hit(path, Match::Subtree)))
+        self.watchers.iter().any(|id| {
+            self.conns
+                .get(id)
+                .is_some_and(|c| c.watches.iter().any(|w| w.hit(path, Match::Subtree)))
+        })
     }
 
     fn view<'a>(tree: &'a mut Tree, tx: Option<&'a mut Txn>) -> View<'a> {
@@ -1144,6 +1153,7 @@ impl Store {
             depth,
             strip,
         });
+        self.note_watches(c.conn);
         Ok(())
     }
 
@@ -1156,6 +1166,7 @@ impl Store {
             .position(|w| w.path == canon.path && w.token == token)
             .ok_or(Errno::ENOENT)?;
         conn.watches.remove(i);
+        self.note_watches(c.conn);
         Ok(())
     }
 
@@ -1163,6 +1174,18 @@ impl Store {
         if let Some(conn) = self.conns.get_mut(&c.conn) {
             conn.watches.clear();
             conn.txns.clear();
+        }
+        self.note_watches(c.conn);
+    }
+
+    /// Keeps [`Store::watchers`] right after connection `id` gained or lost
+    /// watches, or went away. Every change to a connection's watches ends
+    /// with this call; [`Store::check`] verifies the set.
+    fn note_watches(&mut self, id: ConnId) {
+        if self.conns.get(&id).is_some_and(|c| !c.watches.is_empty()) {
+            self.watchers.insert(id);
+        } else {
+            self.watchers.remove(&id);
         }
     }
 
@@ -1178,10 +1201,10 @@ impl Store {
     }
 
     fn fire_one(&mut self, ev: &Event) {
-        for (&id, conn) in &self.conns {
-            if conn.watches.is_empty() {
+        for &id in &self.watchers {
+            let Some(conn) = self.conns.get(&id) else {
                 continue;
-            }
+            };
             let mut permitted: Option<bool> = None;
             for w in &conn.watches {
                 if !w.hit(&ev.path, ev.how) {
@@ -1258,10 +1281,13 @@ impl Store {
         self.journal_domain(domid);
         if first {
             self.fire_special(INTRODUCE_DOMAIN, domid);
-        } else if let Some(conn) = conn.and_then(|id| self.conns.get_mut(&id)) {
-            // Re-introduction resets the domain's connection, as in Xen.
-            conn.watches.clear();
-            conn.txns.clear();
+        } else if let Some(id) = conn {
+            if let Some(c) = self.conns.get_mut(&id) {
+                // Re-introduction resets the domain's connection, as in Xen.
+                c.watches.clear();
+                c.txns.clear();
+            }
+            self.note_watches(id);
         }
         Ok(())
     }
@@ -1281,6 +1307,7 @@ impl Store {
         if let Some(id) = conn {
             // No events to a connection that is going away.
             self.conns.remove(&id);
+            self.note_watches(id);
             self.closing.push(id);
         }
         self.domains.remove(&domid);
@@ -1386,6 +1413,7 @@ impl Store {
         conn.may_attach = false;
         conn.watches.clear();
         conn.txns.clear();
+        self.note_watches(id);
         if let Some(d) = self.domains.get_mut(&domid) {
             d.conn = Some(id);
         }
@@ -1445,6 +1473,18 @@ impl Store {
     pub fn check(&self) -> Result<(), String> {
         if self.tree.get("/").is_none() {
             return Err("no root node".into());
+        }
+        let watching: BTreeSet<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.watches.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        if watching != self.watchers {
+            return Err(format!(
+                "connections with watches {watching:?}, indexed {:?}",
+                self.watchers
+            ));
         }
         for (p, n) in &self.tree.nodes {
             if p != "/" && p.starts_with('/') {

@@ -41,6 +41,8 @@ impl T {
         self.req += 1;
         let f = Frame::new(ty, self.req, tx, payload.to_vec());
         self.s.handle(c, &f);
+        // Every request leaves the store consistent (tree and watch index).
+        self.s.check().unwrap();
         let out = self.collect();
         assert_eq!(out.len(), 1, "one reply per request");
         let (to, r) = &out[0];
@@ -718,4 +720,55 @@ fn overwrites_in_place_survive_restart() {
     assert_eq!(t.perms(c, "/o").unwrap(), "n2,r5");
     t.s.check().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The index of connections with watches follows every way watches come
+/// and go (checked by `Store::check` after each request, and here after the
+/// calls that are not requests); events reach exactly the watchers.
+#[test]
+fn watch_index_follows_every_change() {
+    let mut t = T::new();
+    let d0 = t.s.connect_dom0(true);
+    t.op(d0, XS_MKDIR, 0, &["/local/domain/4"]).unwrap();
+    t.op(d0, XS_SET_PERMS, 0, &["/local/domain/4", "n4"])
+        .unwrap();
+    // Watch, then unwatch down to none.
+    let a = t.s.connect_dom0(false);
+    t.op(a, XS_WATCH, 0, &["/x", "1"]).unwrap();
+    t.op(a, XS_WATCH, 0, &["/y", "2"]).unwrap();
+    t.op(a, XS_UNWATCH, 0, &["/x", "1"]).unwrap();
+    t.op(a, XS_UNWATCH, 0, &["/y", "2"]).unwrap();
+    t.events.clear();
+    t.write(d0, 0, "/x", "v").unwrap();
+    assert!(t.events.is_empty());
+    // A root connection with watches attaches as a guest: they go.
+    let r = t.s.connect_dom0(true);
+    t.op(r, XS_WATCH, 0, &["/x", "before-attach"]).unwrap();
+    t.op(d0, XS_INTRODUCE, 0, &["4", "4096", "7"]).unwrap();
+    t.op(r, XS_CONTROL, 0, &["rxen-attach", "4"]).unwrap();
+    t.events.clear();
+    t.write(d0, 0, "/x", "w").unwrap();
+    assert!(t.events.is_empty(), "{:?}", t.events);
+    // The guest watches; re-introducing the domain resets its connection.
+    t.op(r, XS_WATCH, 0, &["w", "guest"]).unwrap();
+    t.events.clear();
+    t.write(d0, 0, "/local/domain/4/w", "1").unwrap();
+    assert_eq!(t.events_for(r), [ev("w", "guest")]);
+    t.op(d0, XS_INTRODUCE, 0, &["4", "4096", "7"]).unwrap();
+    t.write(d0, 0, "/local/domain/4/w", "2").unwrap();
+    assert!(t.events.is_empty(), "{:?}", t.events);
+    t.s.check().unwrap();
+    // Disconnecting a watcher.
+    let b = t.s.connect_dom0(false);
+    t.op(b, XS_WATCH, 0, &["/x", "b"]).unwrap();
+    t.s.disconnect(b);
+    t.s.check().unwrap();
+    t.events.clear();
+    t.write(d0, 0, "/x", "z").unwrap();
+    assert!(t.events.is_empty(), "{:?}", t.events);
+    // Releasing the guest whose connection watches.
+    t.op(r, XS_WATCH, 0, &["w", "again"]).unwrap();
+    t.op(d0, XS_RELEASE, 0, &["4"]).unwrap();
+    t.s.check().unwrap();
+    assert!(t.s.take_closing().contains(&r));
 }
