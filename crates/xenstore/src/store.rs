@@ -721,7 +721,6 @@ impl Store {
         p: &[u8],
     ) -> Result<Vec<u8>, Errno> {
         let p = Self::canon_cow(c, p)?;
-        let mut buf = std::mem::take(&mut self.scratch);
         if tx.is_none() {
             // Outside a transaction, an existing node is read with one
             // lookup; an absent one takes the general path below (its
@@ -730,6 +729,7 @@ impl Store {
                 if !Self::allowed(c, &n.perms, Need::Read) {
                     return Err(Errno::EACCES);
                 }
+                let mut buf = std::mem::take(&mut self.scratch);
                 buf.clear();
                 buf.extend_from_slice(&n.value);
                 return Ok(buf);
@@ -738,6 +738,7 @@ impl Store {
         let mut v = Self::view(&mut self.tree, tx);
         let r = match Self::lookup(&mut v, c, &p, Need::Read)? {
             Some(n) => {
+                let mut buf = std::mem::take(&mut self.scratch);
                 buf.clear();
                 buf.extend_from_slice(&n.value);
                 Ok(buf)
