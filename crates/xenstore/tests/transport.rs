@@ -26,9 +26,35 @@ enum Persist {
     Sync,
 }
 
+/// A server's directory (socket, state), removed when the test is done
+/// (the server thread itself runs until the test process exits).
+struct Dir {
+    dir: PathBuf,
+    sock: PathBuf,
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.sock
+    }
+}
+
+impl AsRef<Path> for Dir {
+    fn as_ref(&self) -> &Path {
+        &self.sock
+    }
+}
+
 /// A server on a private socket, running in a thread for the rest of the
 /// test process.
-fn start(name: &str, persist: Persist) -> PathBuf {
+fn start(name: &str, persist: Persist) -> Dir {
     let dir = std::env::temp_dir().join(format!(
         "xs-transport-{name}-{persist:?}-{}",
         std::process::id()
@@ -52,7 +78,7 @@ fn start(name: &str, persist: Persist) -> PathBuf {
         let mut s = Server::new(l, store, p, None).unwrap();
         s.run().unwrap();
     });
-    sock
+    Dir { dir, sock }
 }
 
 fn is_root() -> bool {
