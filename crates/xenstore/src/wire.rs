@@ -159,46 +159,14 @@ impl FrameDecoder {
 
     /// Consumes bytes from `input` until one frame is complete or `input` is
     /// exhausted. Returns the number of bytes consumed and the frame, if one
-    /// was completed. Call again with the rest of the input.
+    /// was completed. Call again with the rest of the input. An owning
+    /// [`FrameDecoder::next`]: the same decoder, bounds and state.
     pub fn feed(&mut self, input: &[u8]) -> Result<(usize, Option<Frame>), WireError> {
-        self.forget_done();
-        let mut used = 0;
-        if self.header.is_none() {
-            let want = XSD_SOCKMSG_SIZE - self.hdr_used;
-            let n = want.min(input.len());
-            self.hdr[self.hdr_used..self.hdr_used + n].copy_from_slice(&input[..n]);
-            self.hdr_used += n;
-            used += n;
-            if self.hdr_used < XSD_SOCKMSG_SIZE {
-                return Ok((used, None));
-            }
-            let h = Header::decode(&self.hdr);
-            if h.len as usize > XENSTORE_PAYLOAD_MAX {
-                return Err(WireError::PayloadTooLong(h.len));
-            }
-            self.payload = Vec::with_capacity(h.len as usize);
-            self.header = Some(h);
-        }
-        let h = self.header.expect("header decoded above");
-        let want = h.len as usize - self.payload.len();
-        let n = want.min(input.len() - used);
-        self.payload.extend_from_slice(&input[used..used + n]);
-        used += n;
-        if self.payload.len() < h.len as usize {
-            return Ok((used, None));
-        }
-        self.header = None;
-        self.hdr_used = 0;
-        let frame = Frame {
-            type_: h.type_,
-            req_id: h.req_id,
-            tx_id: h.tx_id,
-            payload: std::mem::take(&mut self.payload),
-        };
-        Ok((used, Some(frame)))
+        let (used, frame) = self.next(input)?;
+        Ok((used, frame.map(|f| f.to_frame())))
     }
 
-    /// Like [`FrameDecoder::feed`], without copying: a frame that lies
+    /// Decodes without copying: a frame that lies
     /// whole in `input` is returned borrowed from it; one that arrived in
     /// pieces is reassembled in (and borrowed from) the decoder, whose buffer
     /// is reused for the next one. The same bounds apply: nothing longer
