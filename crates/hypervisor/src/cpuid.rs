@@ -37,10 +37,18 @@ fn leaf(function: u32, index: u32, flags: u32, r: [u32; 4]) -> kvm_cpuid_entry2 
 }
 
 /// The Xen leaves `0x4000_0000..=0x4000_0004`.
+///
+/// Leaf 5 does not offer `XEN_HVM_CPUID_UPCALL_VECTOR`: guests then take
+/// event-channel upcalls through the domain-wide callback vector
+/// (`HVM_PARAM_CALLBACK_IRQ`), which KVM injects by itself whenever a
+/// vCPU's `evtchn_upcall_pending` is set. With per-vCPU vectors
+/// (`HVMOP_set_evtchn_upcall_vector`, still accepted) KVM would deliver
+/// through the local APIC as well as through the callback vector, and
+/// events raised by the domain process (an unmask that finds a port
+/// pending) would need an MSI of their own.
 pub fn xen_leaves(cfg: &XenCpuidConfig) -> Vec<kvm_cpuid_entry2> {
     let base = XEN_CPUID_FIRST_LEAF;
-    let hvm =
-        XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT | XEN_HVM_CPUID_UPCALL_VECTOR;
+    let hvm = XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT;
     vec![
         leaf(
             base,
@@ -109,7 +117,11 @@ mod tests {
         assert_eq!(l[1].eax, 0x0004_0011);
         assert_eq!((l[2].eax, l[2].ebx), (1, 0x4000_0000));
         assert_ne!(l[4].eax & XEN_HVM_CPUID_VCPU_ID_PRESENT, 0);
-        assert_ne!(l[4].eax & XEN_HVM_CPUID_UPCALL_VECTOR, 0);
+        assert_eq!(
+            l[4].eax & XEN_HVM_CPUID_UPCALL_VECTOR,
+            0,
+            "events come through the callback vector"
+        );
         assert_eq!((l[4].ebx, l[4].ecx), (1, 7));
     }
 

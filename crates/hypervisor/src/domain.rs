@@ -111,6 +111,8 @@ pub struct RunState {
     pub end: Option<End>,
     /// The I/O thread has flushed the console after the end.
     pub io_done: bool,
+    /// vCPU threads that have finished (and detached their Xen state).
+    pub vcpus_done: u32,
 }
 
 /// The eventfds the I/O thread waits on.
@@ -575,11 +577,13 @@ impl Domain {
             }
             r.end.clone().expect("checked")
         };
-        // Let the I/O thread take the guest's last console output.
+        // Let the I/O thread take the guest's last console output, and the
+        // vCPU threads stop their timers and detach their Xen areas.
+        let nvcpus = shared.vcpus.len() as u32;
         {
             let deadline = Instant::now() + Duration::from_secs(2);
             let mut r = lock(&shared.run);
-            while !r.io_done && Instant::now() < deadline {
+            while !(r.io_done && r.vcpus_done == nvcpus) && Instant::now() < deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 r = shared
                     .run_cv
@@ -587,7 +591,20 @@ impl Domain {
                     .map(|(g, _)| g)
                     .unwrap_or_else(|e| e.into_inner().0);
             }
+            if r.vcpus_done != nvcpus {
+                tracing::warn!(
+                    stopped = r.vcpus_done,
+                    vcpus = nvcpus,
+                    "not every vCPU stopped within 2 s"
+                );
+            }
         }
+        // Nothing in KVM may write to guest memory after the process lets
+        // go of it (its memfd closes before the VM on exit): detach
+        // shared_info and drop the event channel routes.
+        let _ = kvm_xen::reset_evtchns(&shared.vm);
+        let _ = kvm_xen::set_upcall_vector(&shared.vm, 0);
+        let _ = kvm_xen::set_shared_info_gfn(&shared.vm, kvm_xen::KVM_XEN_INVALID_GFN);
         match &end {
             End::Shutdown(reason) => {
                 write_file(

@@ -215,7 +215,21 @@ pub fn run_vcpu(shared: Arc<Shared>, id: u32, mut fd: VcpuFd) {
     }
     // The kvm_run mapping goes with `fd`: nobody may touch it after this.
     *lock(&h.running) = None;
+    quiesce(&fd);
     drop(fd);
+    lock(&shared.run).vcpus_done += 1;
+    shared.run_cv.notify_all();
+}
+
+/// Detach the vCPU's Xen state from guest memory: stop its timer and drop
+/// KVM's mappings of its vcpu_info, time and runstate areas, so that
+/// nothing in the kernel writes to guest pages once the domain process
+/// lets go of its memory (errors are irrelevant here: the vCPU ends).
+fn quiesce(fd: &VcpuFd) {
+    let _ = kvm_xen::set_timer(fd, 0, 0);
+    let _ = kvm_xen::set_vcpu_info_gpa(fd, kvm_xen::KVM_XEN_INVALID_GPA);
+    let _ = kvm_xen::set_vcpu_time_info_gpa(fd, kvm_xen::KVM_XEN_INVALID_GPA);
+    let _ = kvm_xen::set_runstate_gpa(fd, kvm_xen::KVM_XEN_INVALID_GPA);
 }
 
 /// The run loop; returns why the domain must end, if this vCPU decided it.
@@ -247,8 +261,7 @@ fn vcpu_loop(shared: &Shared, id: u32, fd: &mut VcpuFd, limits: &mut Limits) -> 
         }
         match fd.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
-                // No legacy devices: reads float high.
-                data.fill(0xff);
+                data.fill(unclaimed_port_read(port));
                 log_access(limits, id, "port read", u64::from(port));
             }
             Ok(VcpuExit::IoOut(port, data)) => {
@@ -329,7 +342,15 @@ fn cpu_state(fd: &VcpuFd) -> String {
     if let Ok(s) = fd.get_sregs() {
         out += &format!(
             " cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x} cs={:#x} idt={:#x}+{:#x} gdt={:#x}+{:#x}",
-            s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector, s.idt.base, s.idt.limit, s.gdt.base,
+            s.cr0,
+            s.cr2,
+            s.cr3,
+            s.cr4,
+            s.efer,
+            s.cs.selector,
+            s.idt.base,
+            s.idt.limit,
+            s.gdt.base,
             s.gdt.limit
         );
     }
@@ -340,6 +361,21 @@ fn cpu_state(fd: &VcpuFd) -> String {
         );
     }
     out
+}
+
+/// I/O port of PIT channel 2's counter.
+const PIT_CHANNEL2: u16 = 0x42;
+
+/// What a read of a port no device claims returns. A PVH domain has no
+/// legacy devices, and such reads float high (all ones), except PIT
+/// channel 2's counter, which reads as a counter that does not run (0).
+/// Linux's quick PIT calibration polls that port until its high byte
+/// changes from 0xff, up to 50,000 times: with all ones it spins through
+/// them all (100,000 exits, seconds when exits are slow), with 0 it gives
+/// up at once, as it does on real hardware without a PIT. Port 0x61 keeps
+/// all ones: its "output high" bit ends Linux's other PIT loops at once.
+fn unclaimed_port_read(port: u16) -> u8 {
+    if port == PIT_CHANNEL2 { 0 } else { 0xff }
 }
 
 /// A write to the ACPI sleep control or reset register (see
@@ -467,6 +503,21 @@ fn apply_effect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unclaimed_ports() {
+        assert_eq!(
+            unclaimed_port_read(0x42),
+            0,
+            "a PIT counter that does not run"
+        );
+        assert_eq!(
+            unclaimed_port_read(0x61),
+            0xff,
+            "output bit high ends PIT loops"
+        );
+        assert_eq!(unclaimed_port_read(0x3f8), 0xff);
+    }
 
     #[test]
     fn acpi_power_ports() {
