@@ -1,13 +1,18 @@
 //! One rxen domain: the KVM virtual machine, its memfd-backed guest memory,
-//! the PVH boot loader and (as it grows) the Xen guest interface that the
-//! domain process presents to an unmodified Xen-aware guest.
+//! the PVH boot loader, the Xen guest interface the domain process presents
+//! to an unmodified Xen-aware guest, and the domain process itself
+//! (`rxen-domain`, `docs/domain-process.md`).
 //!
 //! This crate decides the guest-physical layout ([`layout`]), builds guest
 //! memory ([`memory`]), loads a kernel the way Xen's PVH domain builder does
-//! ([`boot`]). It does not parse xl configs (the toolstack does), run
-//! XenStore (rxen's xenstored does) or implement PV backends (the
-//! `backends` crate does); it only exposes the pages and event channels they
-//! connect to.
+//! ([`boot`]), answers hypercalls ([`xen`]), creates the VM and vCPUs
+//! ([`vm`], [`cpuid`]) and runs them ([`vcpus`]); [`domain`] turns a
+//! configuration ([`config`]) into all of that and runs it, with the I/O
+//! thread ([`io`]: console, XenStore relay, [`control`] channel) and the
+//! XenStore registration ([`store`]). It does not parse xl.cfg (the
+//! toolstack does and hands over `config.json`), keep the store (rxen's
+//! xenstored does; the guest's ring is relayed to it) or implement the
+//! device side of PV rings (the `backends` crate does).
 
 pub mod boot;
 pub mod config;

@@ -142,7 +142,7 @@ pub fn supported_cpuid(kvm: &Kvm) -> Result<CpuId, VmError> {
         .map_err(VmError::SupportedCpuid)
 }
 
-/// `base` adjusted for vCPU `id`: its APIC ids (leaf 1 EBX[31:24], the
+/// `base` adjusted for vCPU `id`: its APIC ids (leaf 1 EBX bits 31:24, the
 /// x2APIC id in leaves 0xb and 0x1f), the hypervisor bit, and the Xen
 /// leaves in place of KVM's.
 pub fn vcpu_cpuid(base: &CpuId, id: u32, setup: &VmSetup) -> Result<CpuId, VmError> {
