@@ -17,6 +17,7 @@ pub fn apply_vm_op(vm: &VmFd, op: VmOp) -> Result<(), KvmXenError> {
                 .or_else(|_| kvm_xen::assign_evtchn(vm, port, target, false))
         }
         VmOp::UnroutePort(port) => kvm_xen::deassign_evtchn(vm, port),
+        VmOp::SetRunstateUpdateFlag(on) => kvm_xen::set_runstate_update_flag(vm, on),
     }
 }
 

@@ -31,6 +31,7 @@ mod memory_op;
 mod sched_op;
 mod vcpu_op;
 mod version;
+mod vm_assist;
 
 #[cfg(test)]
 mod tests;
@@ -124,6 +125,8 @@ pub enum VmOp {
     },
     /// Remove KVM's route for `port`.
     UnroutePort(u32),
+    /// `KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG` (`VMASST_TYPE_runstate_update_flag`).
+    SetRunstateUpdateFlag(bool),
 }
 
 /// A per-vCPU KVM state change.
@@ -368,6 +371,7 @@ impl XenDomain {
                 __HYPERVISOR_sched_op => self.sched_op(ctx, g, &mut effects),
                 __HYPERVISOR_vcpu_op => self.vcpu_op(ctx, g, &mut effects),
                 __HYPERVISOR_console_io => self.console_io(ctx, g, &mut effects),
+                __HYPERVISOR_vm_assist => self.vm_assist(ctx, &mut effects),
                 _ => {
                     self.log_unsupported(ctx, "hypercall");
                     Err(XEN_ENOSYS)

@@ -157,13 +157,52 @@ fn dispatch_rejects_user_mode_compat_and_unknown() {
     for nr in [
         __HYPERVISOR_mmu_update,
         __HYPERVISOR_physdev_op,
-        __HYPERVISOR_vm_assist,
         99,
         u64::MAX,
     ] {
         let o = h.call(nr, &[0, 0]);
         assert_eq!(o.ret, neg(XEN_ENOSYS), "nr {nr}");
         assert!(o.effects.is_empty());
+    }
+}
+
+#[test]
+fn vm_assist_runstate_update_flag_only() {
+    let mut h = H::new();
+    let o = h.call(
+        __HYPERVISOR_vm_assist,
+        &[VMASST_CMD_enable, VMASST_TYPE_runstate_update_flag],
+    );
+    assert_eq!(
+        (o.ret, o.effects),
+        (0, vec![Effect::Vm(VmOp::SetRunstateUpdateFlag(true))])
+    );
+    let o = h.call(
+        __HYPERVISOR_vm_assist,
+        &[VMASST_CMD_disable, VMASST_TYPE_runstate_update_flag],
+    );
+    assert_eq!(
+        (o.ret, o.effects),
+        (0, vec![Effect::Vm(VmOp::SetRunstateUpdateFlag(false))])
+    );
+    // PV-only assists, unknown types and commands.
+    for (cmd, kind, err) in [
+        (
+            VMASST_CMD_enable,
+            VMASST_TYPE_writable_pagetables,
+            XEN_EINVAL,
+        ),
+        (VMASST_CMD_enable, VMASST_TYPE_m2p_strict, XEN_EINVAL),
+        (VMASST_CMD_enable, u64::MAX, XEN_EINVAL),
+        (7, VMASST_TYPE_runstate_update_flag, XEN_ENOSYS),
+        (u64::MAX, VMASST_TYPE_runstate_update_flag, XEN_ENOSYS),
+    ] {
+        let o = h.call(__HYPERVISOR_vm_assist, &[cmd, kind]);
+        assert_eq!(
+            (o.ret, o.effects),
+            (neg(err), vec![]),
+            "cmd {cmd} type {kind}"
+        );
     }
 }
 
