@@ -2,7 +2,7 @@
 # (lab/qemu-xen-peer), both booting the same ELF vmlinux (Debian 12's 6.1,
 # out of its bzImage) and the same busybox initramfs as a PVH guest with 2
 # vCPUs and 256 MiB, in the same lab run. Printed for each, median of
-# RXEN_BENCH_RUNS runs (default 2):
+# RXEN_BENCH_RUNS runs (default 3, alternating):
 #   - process start -> first console byte, -> first kernel message, -> the
 #     init script's first line ("guest: init started");
 #   - resident memory once the guest waits at its prompt, and what of it is
@@ -10,7 +10,9 @@
 #     memory is RssAnon + RssFile. QEMU's guest RAM is anonymous memory; its
 #     share beyond guest RAM is estimated as its VmRSS less the guest RAM
 #     rxen's identical guest touched (rxen's RssShmem).
-# and the ratios QEMU / rxen. rxen's console is the PV console (hvc0) and
+# and the ratios QEMU / rxen. Both programs are started once (`--version`,
+# `--help`) first, so neither pays for a cold page cache of its binary and
+# libraries inside a measurement. rxen's console is the PV console (hvc0) and
 # QEMU's the serial port (the peer offers no PVH console): each guest's
 # first console byte is the replay of its kernel log when its console
 # registers, the same point of the boot. One more rxen run boots the bzImage
@@ -27,7 +29,7 @@ trap 'kill $xsd 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
 python3 - "$RXEN_BIN" "$REPO/lab/qemu-xen-peer" "$RXEN_GUEST_VMLINUX" "$RXEN_GUEST_KERNEL" \
-    "$RXEN_INITRD_PVH_BOOT" "${RXEN_BENCH_RUNS:-2}" <<'PY'
+    "$RXEN_INITRD_PVH_BOOT" "${RXEN_BENCH_RUNS:-3}" <<'PY'
 import json, os, re, select, signal, socket, statistics, subprocess, sys, time
 
 rxen_bin, peer, vmlinux, bzimage, initrd, runs = sys.argv[1:7]
@@ -152,6 +154,8 @@ def medrss(rs, key):
     return statistics.median(r["rss"].get(key, 0) for r in rs)
 
 
+subprocess.run(["qemu-system-x86_64", "--version"], stdout=subprocess.DEVNULL, check=True)
+subprocess.run([f"{rxen_bin}/rxen-domain", "--help"], stdout=subprocess.DEVNULL, check=True)
 rx, qe = [], []
 domid = 1
 for i in range(runs):
