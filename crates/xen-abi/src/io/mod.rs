@@ -1,4 +1,5 @@
 //! Split-driver I/O interfaces, `xen/include/public/io/`.
 
 pub mod console;
+pub mod netif;
 pub mod ring;
