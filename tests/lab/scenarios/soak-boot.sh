@@ -1,0 +1,60 @@
+# Boot soak (issue 3): RXEN_SOAK_RUNS (default 6) back-to-back boots of the
+# PVH boot guest (Debian 12's 6.1 bzImage, 2 vCPUs, 256 MiB), each told to
+# power off at its prompt. Every boot must reach the prompt and end with
+# reason poweroff; a boot that crashes or hangs (180 s) is reported with the
+# tails of its logs. Bounded: at most RXEN_SOAK_RUNS boots. Not in the
+# default list; run it with `tests/lab/run soak-boot`.
+
+export XENSTORED_PATH=$SCRATCH/xenstored.sock
+export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
+"$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
+xsd=$!
+trap 'kill $xsd 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
+
+runs=${RXEN_SOAK_RUNS:-6}
+bad=0
+for i in $(seq "$runs"); do
+    domid=$i name=soak$i
+    mkdir -p "$RXEN_RUN_DIR/domain/$domid"
+    cat >"$RXEN_RUN_DIR/domain/$domid/config.json" <<JSON
+{
+    "c_info": { "type": "pvh", "name": "$name" },
+    "b_info": {
+        "max_vcpus": 2, "avail_vcpus": [0, 1],
+        "max_memkb": 262144, "target_memkb": 262144,
+        "kernel": "$RXEN_GUEST_KERNEL", "ramdisk": "$RXEN_INITRD_PVH_BOOT",
+        "cmdline": "console=hvc0 earlyprintk=xen", "type.pvh": {}
+    }
+}
+JSON
+    t0=$(date +%s)
+    "$RXEN_BIN/rxen-domain" --domid "$domid" --config "$RXEN_RUN_DIR/domain/$domid/config.json" \
+        >"$SCRATCH/domain-$domid.log" 2>&1 &
+    pid=$!
+    log=$RXEN_LOG_DIR/guest-$name.log
+    outcome=hang
+    for _ in $(seq 1800); do
+        if grep -qF "guest: waiting for a command" "$log" 2>/dev/null; then outcome=prompt; break; fi
+        kill -0 "$pid" 2>/dev/null || { outcome=ended; break; }
+        sleep 0.1
+    done
+    if [ $outcome = prompt ]; then
+        printf 'poweroff\n' | python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())' \
+            "$RXEN_RUN_DIR/domain/$domid/console"
+        for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    reason=$(cat "$RXEN_RUN_DIR/domain/$domid/shutdown" 2>/dev/null || echo none)
+    echo "boot $i: $outcome, reason $reason, $(($(date +%s) - t0)) s"
+    if [ $outcome != prompt ] || [ "$reason" != poweroff ]; then
+        bad=$((bad + 1))
+        echo "--- domain log"; tail -n 20 "$SCRATCH/domain-$domid.log"
+        echo "--- guest console"; tail -n 60 "$log" 2>/dev/null || true
+    fi
+done
+echo "soak: $((runs - bad)) of $runs boots reached the prompt and powered off"
+[ $bad = 0 ]
