@@ -11,9 +11,11 @@
 //!
 //! Here: the PV console ([`console`], `io/console.h`) and the XenStore ring
 //! relay ([`xenstore`], `io/xs_wire.h`) that connects a guest's store ring
-//! to rxen's xenstored. Block and network backends will follow the same
-//! pattern with grant mapping added.
+//! to rxen's xenstored. Block and network backends add the pages the guest
+//! grants them, through [`grant::GrantAccess`] (`grant_table.h`), with
+//! `grant::mock` standing in for a guest in tests.
 
 pub mod console;
+pub mod grant;
 pub mod ring;
 pub mod xenstore;
