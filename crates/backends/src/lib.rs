@@ -15,6 +15,7 @@
 //! grants them, through [`grant::GrantAccess`] (`grant_table.h`), with
 //! `grant::mock` standing in for a guest in tests.
 
+pub mod blk;
 pub mod console;
 pub mod grant;
 pub mod ring;
