@@ -1,11 +1,14 @@
 //! qcow2 images through the `imago` crate (synchronous build): v2 and v3
 //! images, reads and writes, backing chains of qcow2 and raw files as
 //! `qemu-img create -f qcow2 -b BASE -F FMT` records them, discard, and
-//! durable flushes (metadata caches written, then the files synced).
+//! durable flushes (metadata caches written, then the files synced);
+//! discard on v3 images only. What imago does not support (encryption,
+//! external data files it cannot open, ...) fails at open with imago's
+//! explanation as the error's source.
 //! Backing files are opened read-only, at the paths the image names
 //! (relative ones beside the image), as QEMU does.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
 use imago::file::File;
@@ -22,22 +25,34 @@ use super::disk::{Disk, DiskError};
 pub struct Qcow2Disk {
     img: FormatAccess<File>,
     readonly: bool,
+    version: u32,
 }
 
 impl Qcow2Disk {
     /// Open the image at `path` (read-write unless `readonly`) with its
     /// backing chain.
     pub fn open(path: &Path, readonly: bool) -> Result<Self, DiskError> {
-        let img = Qcow2::<File>::builder_path(path)
-            .write(!readonly)
-            .open(PermissiveImplicitOpenGate::default())
-            .map_err(|source| DiskError::Qcow2 {
+        let err = |source| DiskError::Qcow2 {
+            path: path.to_owned(),
+            source,
+        };
+        // The header starts with the magic and the version, big-endian.
+        let mut head = [0u8; 8];
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .map_err(|source| DiskError::Open {
                 path: path.to_owned(),
                 source,
             })?;
+        let version = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        let img = Qcow2::<File>::builder_path(path)
+            .write(!readonly)
+            .open(PermissiveImplicitOpenGate::default())
+            .map_err(err)?;
         Ok(Self {
             img: FormatAccess::new(img),
             readonly,
+            version,
         })
     }
 }
@@ -50,7 +65,8 @@ impl Disk for Qcow2Disk {
         self.readonly
     }
     fn can_discard(&self) -> bool {
-        !self.readonly
+        // Discarding needs v3's zero clusters (imago refuses it on v2).
+        !self.readonly && self.version >= 3
     }
     fn read_at(&mut self, offset: u64, bufs: &[VolatileSlice<'_>]) -> io::Result<()> {
         let (v, _guard) = IoVectorMut::from_volatile_slice(bufs);
