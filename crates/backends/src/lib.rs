@@ -19,4 +19,5 @@ pub mod blk;
 pub mod console;
 pub mod grant;
 pub mod ring;
+pub mod xenbus;
 pub mod xenstore;

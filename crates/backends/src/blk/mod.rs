@@ -16,12 +16,14 @@
 //! follows every earlier write, and is answered only once `fdatasync` (or
 //! the qcow2 equivalent) has returned.
 //!
-//! The xenbus side (which disk, which ring pages, when to connect) is
-//! the xenbus module's; this module starts from ring references and a disk.
+//! [`xenbus::BlkDevice`] is the device's side of the xenbus handshake
+//! (which ring pages, which event channel, when to connect): the `vbd`
+//! kind for [`crate::xenbus::XenbusBackend`].
 
 pub mod disk;
 pub mod qcow2;
 pub mod request;
+pub mod xenbus;
 
 use std::sync::atomic::{Ordering, fence};
 
@@ -102,6 +104,23 @@ impl<P: GrantedPage> BlkRing<P> {
             req_cons: 0,
             rsp_prod_pvt: 0,
         })
+    }
+
+    /// Map the ring pages `refs` (writable) through `grants`.
+    pub fn map<G: GrantAccess<Page = P>>(grants: &G, refs: &[GrantRef]) -> Result<Self, BlkError> {
+        if !refs.len().is_power_of_two() || refs.len() > 1 << MAX_RING_PAGE_ORDER {
+            return Err(BlkError::RingPages(refs.len()));
+        }
+        let pages = refs
+            .iter()
+            .enumerate()
+            .map(|(index, &g)| {
+                grants
+                    .map(g, true)
+                    .map_err(|source| BlkError::MapRing { index, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(pages)
     }
 
     /// Entries in the ring.
@@ -243,28 +262,28 @@ impl<G: GrantAccess, N: Notify> BlkBackend<G, N> {
         disk: Box<dyn Disk>,
         max_indirect: u16,
     ) -> Result<Self, BlkError> {
-        if !ring_refs.len().is_power_of_two() || ring_refs.len() > 1 << MAX_RING_PAGE_ORDER {
-            return Err(BlkError::RingPages(ring_refs.len()));
-        }
-        let pages = ring_refs
-            .iter()
-            .enumerate()
-            .map(|(index, &g)| {
-                grants
-                    .map(g, true)
-                    .map_err(|source| BlkError::MapRing { index, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let ring = BlkRing::map(&grants, ring_refs)?;
+        Ok(Self::new(grants, notify, ring, disk, max_indirect))
+    }
+
+    /// Serve `ring` (mapped with [`BlkRing::map`]) with `disk`.
+    pub fn new(
+        grants: G,
+        notify: N,
+        ring: BlkRing<G::Page>,
+        disk: Box<dyn Disk>,
+        max_indirect: u16,
+    ) -> Self {
         let max_indirect = max_indirect.min(MAX_INDIRECT_SEGMENTS);
-        Ok(Self {
-            ring: BlkRing::new(pages)?,
+        Self {
+            ring,
             grants,
             notify,
             disk,
             max_indirect,
             stats: BlkStats::default(),
             segs: Vec::with_capacity(usize::from(max_indirect).max(11)),
-        })
+        }
     }
 
     /// What has been done so far.

@@ -974,3 +974,229 @@ mod qcow2_images {
         );
     }
 }
+
+/// The `vbd` device through the xenbus handshake, with a mock store.
+mod handshake {
+    use super::*;
+    use crate::blk::xenbus::{BlkDevice, EventChannels};
+    use crate::xenbus::mock::MockStore;
+    use crate::xenbus::{Outcome, XenbusBackend};
+    use xen_abi::DomId;
+
+    #[derive(Debug, Default)]
+    struct Events {
+        bound: Vec<u32>,
+        notify: MockNotify,
+    }
+
+    impl EventChannels for Events {
+        type Port = MockNotify;
+        fn bind(&mut self, port: u32) -> Result<MockNotify, String> {
+            if port >= 4096 {
+                return Err("no such port".to_owned());
+            }
+            self.bound.push(port);
+            Ok(self.notify.clone())
+        }
+    }
+
+    const BE: &str = "/local/domain/0/backend/vbd/5/51712";
+    const FE: &str = "/local/domain/5/device/vbd/51712";
+
+    type Dev = XenbusBackend<BlkDevice<Grants<MockGuest>, Events>>;
+
+    fn setup(f: &Front, cfg: DiskConfig) -> (MockStore, Dev) {
+        let s = MockStore::default();
+        for (k, v) in [
+            ("frontend", FE),
+            ("frontend-id", "5"),
+            ("online", "1"),
+            ("state", "1"),
+            ("device-type", "disk"),
+        ] {
+            s.set(&format!("{BE}/{k}"), v);
+        }
+        s.set(&format!("{FE}/backend"), BE);
+        s.set(&format!("{FE}/state"), "1");
+        let disk = disk::open(&cfg).unwrap();
+        let dev = BlkDevice::new(cfg, disk, f.g.clone(), Events::default());
+        (s, XenbusBackend::new(dev, DomId(0), DomId(5), 51712))
+    }
+
+    fn node(s: &MockStore, n: &str) -> String {
+        s.get(&format!("{BE}/{n}"))
+            .unwrap_or_else(|| panic!("{n} missing"))
+    }
+
+    fn front_ready(s: &MockStore, f: &Front, order: Option<u32>, port: &str) {
+        match order {
+            None => s.set(&format!("{FE}/ring-ref"), &RING_GREF.to_string()),
+            Some(o) => {
+                s.set(&format!("{FE}/ring-page-order"), &o.to_string());
+                for i in 0..f.pages {
+                    s.set(
+                        &format!("{FE}/ring-ref{i}"),
+                        &(RING_GREF + i as u32).to_string(),
+                    );
+                }
+            }
+        }
+        s.set(&format!("{FE}/event-channel"), port);
+        s.set(&format!("{FE}/protocol"), "x86_64-abi");
+        s.set(&format!("{FE}/state"), "3");
+    }
+
+    #[test]
+    fn connect_serve_close_and_reconnect() {
+        let dir = TempDir::new("handshake");
+        let img = dir.file("disk.img", &vec![0u8; 1 << 20]);
+        let mut f = Front::new(4);
+        let (mut s, mut xb) = setup(
+            &f,
+            DiskConfig {
+                path: Some(img.clone()),
+                ..Default::default()
+            },
+        );
+        xb.start(&mut s, "vbd-51712").unwrap();
+        assert_eq!(node(&s, "state"), "2");
+        for (n, v) in [
+            ("sectors", "2048"),
+            ("sector-size", "512"),
+            ("info", "0"),
+            ("feature-flush-cache", "1"),
+            ("feature-discard", "1"),
+            ("discard-granularity", "4096"),
+            ("feature-max-indirect-segments", "256"),
+            ("max-ring-page-order", "4"),
+        ] {
+            assert_eq!(node(&s, n), v, "{n}");
+        }
+
+        front_ready(&s, &f, Some(2), "33");
+        xb.handle(&mut s).unwrap();
+        assert_eq!(node(&s, "state"), "4");
+        assert_eq!(xb.device().events().bound, vec![33]);
+        assert_eq!(f.g.pinned(), 4, "four ring pages mapped");
+
+        let g = f.data_page(0, true);
+        f.fill(0, 0xc3);
+        f.push(BLKIF_OP_WRITE, 1, 8, &[(g, 0, 7)]);
+        let conn = xb.device_mut().connection().unwrap();
+        conn.service().unwrap();
+        assert_eq!(f.responses(), vec![(1, BLKIF_OP_WRITE, BLKIF_RSP_OKAY)]);
+        assert_eq!(xb.device().events().notify.count(), 1);
+
+        // The guest's driver goes away and comes back with a one-page ring.
+        s.set(&format!("{FE}/state"), "5");
+        xb.handle(&mut s).unwrap();
+        assert!(xb.device_mut().connection().is_none());
+        assert_eq!(f.g.pinned(), 0, "ring released on disconnect");
+        s.set(&format!("{FE}/state"), "6");
+        assert_eq!(xb.handle(&mut s).unwrap(), Outcome::Running);
+        assert_eq!(node(&s, "state"), "6");
+        s.remove(&format!("{FE}/ring-page-order"));
+        let mut f1 = Front::new(1);
+        f1.g = f.g.clone();
+        f1.m().write(0, 0, &[0u8; 16]);
+        s.set(&format!("{FE}/state"), "1");
+        xb.handle(&mut s).unwrap();
+        assert_eq!(node(&s, "state"), "2");
+        front_ready(&s, &f1, None, "34");
+        xb.handle(&mut s).unwrap();
+        assert_eq!(node(&s, "state"), "4");
+        let r = f1.data_page(1, false);
+        f1.push(BLKIF_OP_READ, 2, 8, &[(r, 0, 7)]);
+        xb.device_mut().connection().unwrap().service().unwrap();
+        assert_eq!(f1.responses(), vec![(2, BLKIF_OP_READ, BLKIF_RSP_OKAY)]);
+        assert_eq!(f1.page(1), vec![0xc3u8; 4096], "the write survived");
+
+        // Removal.
+        s.set(&format!("{BE}/online"), "0");
+        s.set(&format!("{FE}/state"), "6");
+        assert_eq!(xb.handle(&mut s).unwrap(), Outcome::Removed);
+        xb.stop(&mut s, "vbd-51712").unwrap();
+        assert_eq!(f.g.pinned(), 0);
+        let d = std::fs::read(&img).unwrap();
+        assert!(d[4096..8192].iter().all(|&x| x == 0xc3));
+    }
+
+    #[test]
+    fn hostile_frontend_nodes() {
+        let dir = TempDir::new("handshake-hostile");
+        let img = dir.file("disk.img", &vec![0u8; 65536]);
+        let cfg = DiskConfig {
+            path: Some(img),
+            ..Default::default()
+        };
+        // (the error expected, what the frontend gets wrong)
+        type Spoil = Box<dyn Fn(&MockStore)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                "ring-page-order node is invalid",
+                Box::new(|s| s.set(&format!("{FE}/ring-page-order"), "5")),
+            ),
+            (
+                "ring-page-order node is invalid",
+                Box::new(|s| s.set(&format!("{FE}/ring-page-order"), "-1")),
+            ),
+            (
+                "protocol node is invalid",
+                Box::new(|s| s.set(&format!("{FE}/protocol"), "x86_32-abi")),
+            ),
+            (
+                "mapping the ring",
+                Box::new(|s| s.set(&format!("{FE}/ring-ref"), "4000")),
+            ),
+            (
+                "ring-ref node is invalid",
+                Box::new(|s| s.set(&format!("{FE}/ring-ref"), "1 2")),
+            ),
+            (
+                "binding event channel 5000",
+                Box::new(|s| s.set(&format!("{FE}/event-channel"), "5000")),
+            ),
+            (
+                "multi-queue-num-queues node is invalid",
+                Box::new(|s| s.set(&format!("{FE}/multi-queue-num-queues"), "4")),
+            ),
+        ];
+        for (want, spoil) in cases {
+            let f = Front::new(1);
+            let (mut s, mut xb) = setup(&f, cfg.clone());
+            xb.start(&mut s, "t").unwrap();
+            front_ready(&s, &f, None, "7");
+            spoil(&s);
+            xb.handle(&mut s).unwrap();
+            assert_eq!(node(&s, "state"), "5", "{want}");
+            let e = node(&s, "error");
+            assert!(e.contains(want), "{e} vs {want}");
+            assert!(xb.device_mut().connection().is_none());
+            assert_eq!(f.g.pinned(), 0, "{want}: nothing left mapped");
+        }
+    }
+
+    #[test]
+    fn read_only_cdrom_nodes() {
+        let dir = TempDir::new("handshake-cdrom");
+        let iso = dir.file("cd.iso", &[1u8; 8192]);
+        let f = Front::new(1);
+        let (mut s, mut xb) = setup(
+            &f,
+            DiskConfig {
+                path: Some(iso),
+                readonly: true,
+                cdrom: true,
+                ..Default::default()
+            },
+        );
+        xb.start(&mut s, "t").unwrap();
+        assert_eq!(
+            node(&s, "info"),
+            (VDISK_CDROM | VDISK_REMOVABLE | VDISK_READONLY).to_string()
+        );
+        assert_eq!(node(&s, "sectors"), "16");
+        assert_eq!(node(&s, "feature-discard"), "0");
+        assert!(s.get(&format!("{BE}/discard-granularity")).is_none());
+    }
+}

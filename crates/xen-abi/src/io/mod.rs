@@ -4,3 +4,4 @@ pub mod blkif;
 pub mod console;
 pub mod netif;
 pub mod ring;
+pub mod xenbus;
