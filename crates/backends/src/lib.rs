@@ -18,6 +18,7 @@
 pub mod blk;
 pub mod console;
 pub mod grant;
+pub mod net;
 pub mod ring;
 pub mod xenbus;
 pub mod xenstore;
