@@ -36,7 +36,7 @@ use crate::vm::{self, VmSetup};
 use crate::xen::{HostRing, XenDomain, XenDomainConfig};
 
 /// The Xen version rxen presents: 4.17.
-pub const XEN_VERSION: u32 = 0x0004_0011;
+pub const XEN_VERSION: u32 = xen_abi::version::RXEN_XEN_VERSION;
 /// The event channel port of xenstored in dom0 (what `EVTCHNOP_status` reports).
 const XENSTORED_PORT: u32 = 1;
 /// The event channel port of the console backend in dom0.

@@ -335,7 +335,7 @@ impl Toolstack {
         match host::kvm_info() {
             Some(k) => self.hvlog(&format!(
                 "rxen: KVM API version {}, Xen HVM support flags {:#x}",
-                k.api_version, k.xen_hvm_flags
+                k.api_version, k.xen_hvm_flags.0
             )),
             None => self.hvlog("rxen: /dev/kvm is not available: domains cannot run"),
         }

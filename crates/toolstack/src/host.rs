@@ -259,28 +259,15 @@ pub struct KvmInfo {
     /// `KVM_GET_API_VERSION` (12 on every kernel since 2.6.22).
     pub api_version: i32,
     /// `KVM_CHECK_EXTENSION(KVM_CAP_XEN_HVM)`: the `KVM_XEN_HVM_CONFIG_*` flags.
-    pub xen_hvm_flags: u32,
+    pub xen_hvm_flags: kvm_xen::XenCaps,
 }
-
-const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
-const KVM_CHECK_EXTENSION: libc::c_ulong = 0xAE03;
-const KVM_CAP_XEN_HVM: libc::c_ulong = 38;
 
 /// Asks `/dev/kvm`; `None` if it cannot be opened.
 pub fn kvm_info() -> Option<KvmInfo> {
-    use std::os::fd::AsRawFd;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .ok()?;
-    // SAFETY: KVM_GET_API_VERSION takes no argument and returns an integer.
-    let api_version = unsafe { libc::ioctl(f.as_raw_fd(), KVM_GET_API_VERSION as _, 0) };
-    // SAFETY: KVM_CHECK_EXTENSION takes the capability number and returns an integer.
-    let flags = unsafe { libc::ioctl(f.as_raw_fd(), KVM_CHECK_EXTENSION as _, KVM_CAP_XEN_HVM) };
+    let kvm = kvm_ioctls::Kvm::new().ok()?;
     Some(KvmInfo {
-        api_version,
-        xen_hvm_flags: u32::try_from(flags).unwrap_or(0),
+        api_version: kvm.get_api_version(),
+        xen_hvm_flags: kvm_xen::XenCaps::query(&kvm),
     })
 }
 

@@ -13,13 +13,10 @@
 
 use crate::host;
 
-/// The Xen interface version rxen presents to guests (`XENVER_version`), the one
-/// `crates/hypervisor` answers with (4.17).
-pub const XEN_MAJOR: u32 = 4;
-/// See [`XEN_MAJOR`].
-pub const XEN_MINOR: u32 = 17;
-/// `XENVER_extraversion`.
-pub const XEN_EXTRA: &str = ".0-rxen";
+/// The Xen interface version rxen presents to guests (`XENVER_version`).
+pub use xen_abi::version::{
+    RXEN_XEN_EXTRA as XEN_EXTRA, RXEN_XEN_MAJOR as XEN_MAJOR, RXEN_XEN_MINOR as XEN_MINOR,
+};
 /// `XENVER_capabilities`: 64-bit HVM-container guests.
 pub const XEN_CAPS: &str = "hvm-3.0-x86_64";
 
@@ -36,7 +33,7 @@ pub fn fields(xenstore_features: Option<u32>) -> Vec<Field> {
     let khz = host::cpu_khz();
     let mem = host::read_meminfo().unwrap_or_default();
     let kvm = host::kvm_info();
-    let xen_ok = kvm.is_some_and(|k| k.xen_hvm_flags != 0);
+    let xen_ok = kvm.is_some_and(|k| k.xen_hvm_flags.contains(kvm_xen::XenCaps::REQUIRED));
     let cmdline = std::fs::read_to_string("/proc/cmdline")
         .map(|s| s.trim_end().to_owned())
         .unwrap_or_default();
@@ -94,7 +91,7 @@ pub fn fields(xenstore_features: Option<u32>) -> Vec<Field> {
             "kvm_xen_hvm_flags",
             kvm.map_or_else(
                 || "unavailable".to_owned(),
-                |k| format!("{:#x}", k.xen_hvm_flags),
+                |k| format!("{:#x}", k.xen_hvm_flags.0),
             ),
         ),
         ("cc_compiler", "rustc".into()),

@@ -4,6 +4,17 @@
 
 use crate::abi_struct;
 
+/// The Xen version rxen presents to its guests (`XENVER_version`) and to
+/// admins (`xl info`): 4.17, the release whose interface rxen implements.
+/// Not part of Xen's headers; here so that every crate agrees on it.
+pub const RXEN_XEN_MAJOR: u32 = 4;
+/// See [`RXEN_XEN_MAJOR`].
+pub const RXEN_XEN_MINOR: u32 = 17;
+/// rxen's `XENVER_extraversion`.
+pub const RXEN_XEN_EXTRA: &str = ".0-rxen";
+/// rxen's `XENVER_version` answer: `major << 16 | minor`.
+pub const RXEN_XEN_VERSION: u32 = (RXEN_XEN_MAJOR << 16) | RXEN_XEN_MINOR;
+
 /// Returns `major << 16 | minor` directly in RAX; no argument.
 pub const XENVER_version: u64 = 0;
 pub const XENVER_extraversion: u64 = 1;

@@ -7,7 +7,7 @@ use xen_abi::version::*;
 use super::{GuestAccess, HypercallCtx, XenDomain, read_arg, write_arg};
 
 /// `XENVER_extraversion`.
-const EXTRAVERSION: &str = ".0-rxen";
+const EXTRAVERSION: &str = xen_abi::version::RXEN_XEN_EXTRA;
 /// `XENVER_capabilities`: a 64-bit HVM guest.
 const CAPABILITIES: &str = "hvm-3.0-x86_64";
 /// `XENVER_changeset`.
