@@ -178,8 +178,6 @@ pub enum Step {
 pub trait HostOps {
     /// Run `argv`; its stdout, or a message (stderr or why it could not run).
     fn run(&mut self, argv: &[String]) -> Result<String, String>;
-    /// Read a small file.
-    fn read_file(&mut self, path: &str) -> io::Result<String>;
     /// Write a small file.
     fn write_file(&mut self, path: &str, value: &str) -> io::Result<()>;
     /// Whether `path` is an executable file.
@@ -413,6 +411,13 @@ pub fn parse_first_ipv4(out: &str) -> Option<String> {
     })
 }
 
+/// The `mtu` of `ip -o link show` output.
+pub fn parse_mtu(out: &str) -> Option<u32> {
+    let mut w = out.split_whitespace();
+    w.position(|t| t == "mtu")?;
+    w.next()?.parse().ok()
+}
+
 /// The device of the default route in `ip -4 route show default` output.
 pub fn parse_default_dev(out: &str) -> Option<String> {
     out.lines().find_map(|l| {
@@ -538,17 +543,12 @@ pub fn hotplug(
                 .filter(|b| !b.is_empty())
                 .unwrap_or(DEFAULT_BRIDGE);
             if action == Action::Online {
-                if host
-                    .run(&argv(&["ip", "link", "show", "dev", bridge]))
-                    .is_err()
-                {
-                    return Err(HotplugError::NoBridge(bridge.to_owned()));
-                }
-                report.mtu = p.mtu.or_else(|| {
-                    host.read_file(&format!("/sys/class/net/{bridge}/mtu"))
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                });
+                // `ip` rather than /sys/class/net, which shows the
+                // network namespace /sys was mounted in.
+                let shown = host
+                    .run(&argv(&["ip", "-o", "link", "show", "dev", bridge]))
+                    .map_err(|_| HotplugError::NoBridge(bridge.to_owned()))?;
+                report.mtu = p.mtu.or_else(|| parse_mtu(&shown));
             }
             bridge_steps(&p.dev, bridge, report.mtu, action)
         }
@@ -600,10 +600,6 @@ impl HostOps for SystemHost {
             let err = String::from_utf8_lossy(&out.stderr);
             Err(format!("{}: {}", out.status, err.trim()))
         }
-    }
-
-    fn read_file(&mut self, path: &str) -> io::Result<String> {
-        std::fs::read_to_string(path)
     }
 
     fn write_file(&mut self, path: &str, value: &str) -> io::Result<()> {
@@ -702,8 +698,6 @@ pub mod mock {
         pub succeed_by_default: bool,
         /// Command lines that fail.
         pub fail: Vec<String>,
-        /// Files to read.
-        pub files: HashMap<String, String>,
         /// Executable scripts and their result.
         pub scripts: HashMap<PathBuf, Result<(), String>>,
     }
@@ -720,12 +714,6 @@ pub mod mock {
                 None if self.succeed_by_default => Ok(String::new()),
                 None => Err("exit status: 1".into()),
             }
-        }
-        fn read_file(&mut self, path: &str) -> io::Result<String> {
-            self.files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
         }
         fn write_file(&mut self, path: &str, value: &str) -> io::Result<()> {
             self.ops.push(Op::Write(path.into(), value.into()));
@@ -833,14 +821,16 @@ mod tests {
             succeed_by_default: true,
             ..Default::default()
         };
-        h.files
-            .insert("/sys/class/net/xenbr0/mtu".into(), "9000\n".into());
+        h.answers.insert(
+            "ip -o link show dev xenbr0".into(),
+            "5: xenbr0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noqueue state UP\n".into(),
+        );
         let r = hotplug(&mut h, &params(), Action::Online, Path::new(DIR)).unwrap();
         assert_eq!(r.mtu, Some(9000));
         assert_eq!(
             runs(&h),
             [
-                "ip link show dev xenbr0",
+                "ip -o link show dev xenbr0",
                 "ip link set dev vif7.1 mtu 9000",
                 "ip link set dev vif7.1 master xenbr0",
                 "ip link set dev vif7.1 up",
@@ -873,7 +863,7 @@ mod tests {
     fn builtin_bridge_needs_the_bridge() {
         let mut h = MockHost {
             succeed_by_default: true,
-            fail: vec!["ip link show dev xenbr0".into()],
+            fail: vec!["ip -o link show dev xenbr0".into()],
             ..Default::default()
         };
         let e = hotplug(&mut h, &params(), Action::Online, Path::new(DIR));
@@ -1030,6 +1020,8 @@ mod tests {
             Some("wg0".into())
         );
         assert_eq!(parse_default_dev("10.0.0.0/8 dev eth0\n"), None);
+        assert_eq!(parse_mtu("2: br0: <UP> mtu 1400 qdisc noqueue"), Some(1400));
+        assert_eq!(parse_mtu("2: br0: <UP> qdisc"), None);
         assert_eq!(
             ip_list(Some(" 1.2.3.4,5.6.7.8  9.9.9.9")),
             ["1.2.3.4", "5.6.7.8", "9.9.9.9"]

@@ -756,4 +756,6 @@ where
 }
 
 #[cfg(test)]
+mod host_tests;
+#[cfg(test)]
 mod tests;

@@ -15,10 +15,10 @@ type Nb = Netback<Grants<MockGuest>, MockDevice, MockRing, MockNotify>;
 
 /// Guest frames: 0..64 hold TX data (slot k of a packet in frame k), 64..128
 /// receive buffers. Grant refs: TX data 8 + k, RX buffers 200 + k.
-struct Front {
-    tx: MockRing,
-    rx: MockRing,
-    g: Grants<MockGuest>,
+pub(super) struct Front {
+    pub(super) tx: MockRing,
+    pub(super) rx: MockRing,
+    pub(super) g: Grants<MockGuest>,
     tx_prod: u32,
     tx_rsp_cons: u32,
     rx_prod: u32,
@@ -29,11 +29,11 @@ const RX_GFN: u64 = 64;
 
 /// A frame as the guest received it: the first response's flags, the GSO
 /// extra, the bytes, each slot's status.
-type Received = (u16, Option<netif_extra_info>, Vec<u8>, Vec<i16>);
+pub(super) type Received = (u16, Option<netif_extra_info>, Vec<u8>, Vec<i16>);
 const RX_GREF: u32 = 200;
 
 impl Front {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let (tx, rx) = (MockRing::new(), MockRing::new());
         // SHARED_RING_INIT.
         for r in [&tx, &rx] {
@@ -56,26 +56,26 @@ impl Front {
         }
     }
 
-    fn put_tx(&mut self, r: netif_tx_request) {
+    pub(super) fn put_tx(&mut self, r: netif_tx_request) {
         self.tx
             .write(netif_tx_slot_offset(self.tx_prod), &r.to_bytes());
         self.tx_prod = self.tx_prod.wrapping_add(1);
     }
 
-    fn put_extra(&mut self, e: netif_extra_info) {
+    pub(super) fn put_extra(&mut self, e: netif_extra_info) {
         let mut b = [0u8; NETIF_TX_SLOT_SIZE];
         e.write_to(&mut b);
         self.tx.write(netif_tx_slot_offset(self.tx_prod), &b);
         self.tx_prod = self.tx_prod.wrapping_add(1);
     }
 
-    fn publish_tx(&self) {
+    pub(super) fn publish_tx(&self) {
         self.tx.store_u32(SRING_OFF_req_prod, self.tx_prod);
     }
 
     /// Queue `frame` as netfront does: the first `first` bytes in slot 0
     /// (at offset `off0`), the rest in page-sized fragments at offset 0.
-    fn send(
+    pub(super) fn send(
         &mut self,
         frame: &[u8],
         flags: u16,
@@ -118,7 +118,7 @@ impl Front {
         self.publish_tx();
     }
 
-    fn tx_responses(&mut self) -> Vec<(u16, i16)> {
+    pub(super) fn tx_responses(&mut self) -> Vec<(u16, i16)> {
         let prod = self.tx.load_u32(SRING_OFF_rsp_prod);
         let mut out = Vec::new();
         while self.tx_rsp_cons != prod {
@@ -131,7 +131,7 @@ impl Front {
         out
     }
 
-    fn post_rx(&mut self, n: u32) {
+    pub(super) fn post_rx(&mut self, n: u32) {
         for _ in 0..n {
             let k = self.rx_prod % 64;
             let r = netif_rx_request {
@@ -148,7 +148,7 @@ impl Front {
 
     /// Reassemble received frames as netfront does: (flags of the first
     /// response, GSO extra, bytes, statuses).
-    fn receive(&mut self) -> Vec<Received> {
+    pub(super) fn receive(&mut self) -> Vec<Received> {
         let prod = self.rx.load_u32(SRING_OFF_rsp_prod);
         let mut frames = Vec::new();
         while self.rx_rsp_cons != prod {
@@ -190,7 +190,7 @@ impl Front {
     }
 }
 
-fn all_features() -> FrontendFeatures {
+pub(super) fn all_features() -> FrontendFeatures {
     FrontendFeatures {
         sg: true,
         gso_tcpv4: true,
