@@ -110,8 +110,7 @@ fuzz_target!(|data: &[u8]| {
         features,
         cfg,
         t0,
-    )
-    .unwrap();
+    );
     let mut answered = 0u32;
     for round in 0..6u32 {
         let res = nb.process_tx(t0 + Duration::from_millis(10 * u64::from(round)));

@@ -45,6 +45,7 @@ pub mod mac;
 pub mod rate;
 pub mod tap;
 pub mod tx;
+pub mod xenbus;
 
 use std::io;
 use std::sync::atomic::{Ordering, fence};
@@ -117,9 +118,6 @@ pub enum NetError {
     /// Reading from the host device failed.
     #[error("reading from the host device failed")]
     DeviceRecv(#[source] io::Error),
-    /// Telling the host device the offloads failed.
-    #[error("setting the host device's offloads failed")]
-    Offloads(#[source] io::Error),
 }
 
 /// What the frontend negotiated (its nodes under
@@ -303,7 +301,9 @@ where
     /// Serve the TX ring page `tx` and the RX ring page `rx` (as the
     /// frontend initialised them), with event channel `notify`, the
     /// guest's `grants` and the host device `dev`, which is told what the
-    /// guest accepts. `now` starts the rate limiter's clock.
+    /// guest accepts (if it cannot be told, it hands over complete frames
+    /// as before and frames the guest cannot take are dropped). `now`
+    /// starts the rate limiter's clock.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         tx: M,
@@ -314,14 +314,15 @@ where
         features: FrontendFeatures,
         cfg: NetbackConfig,
         now: Instant,
-    ) -> Result<Self, NetError> {
-        dev.set_offloads(features.offloads())
-            .map_err(NetError::Offloads)?;
+    ) -> Self {
+        if let Err(e) = dev.set_offloads(features.offloads()) {
+            tracing::warn!(error = %e, "setting the host device's offloads failed");
+        }
         // Attach where the rings are (a reconnecting frontend keeps its
         // indices): everything before the response producer is answered.
         let tx_start = tx.load_u32(SRING_OFF_rsp_prod);
         let rx_start = rx.load_u32(SRING_OFF_rsp_prod);
-        Ok(Self {
+        Self {
             tx,
             rx,
             notify,
@@ -342,7 +343,13 @@ where
             txbuf: Vec::with_capacity(XEN_NETIF_MAX_TX_SIZE as usize),
             rxbuf: vec![0; MAX_HOST_FRAME],
             pending: None,
-        })
+        }
+    }
+
+    /// End the connection, giving back the host device (the rings' pages
+    /// are released).
+    pub fn into_device(self) -> D {
+        self.dev
     }
 
     /// Connected or broken.
