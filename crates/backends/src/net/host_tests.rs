@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::csum::{self, fold, sum};
+use super::device::{Offloads, PacketDevice};
 use super::hotplug::{Action, HotplugError, SystemHost, VifParams, hotplug, status_nodes};
 use super::mac::{HOST_SIDE_MAC, Mac};
 use super::tap::Tap;
@@ -471,5 +472,87 @@ fn a_users_script_runs_with_xens_interface() {
     )
     .unwrap_err();
     assert!(err.contains("timed out"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn guest_tso_frame_is_segmented_by_the_host_for_a_port_without_tso() {
+    if !enter_netns("guest_tso_frame_is_segmented_by_the_host_for_a_port_without_tso") {
+        return;
+    }
+    ip("link add xenbr0 type bridge");
+    ip("link set xenbr0 up");
+    let mut a = Tap::create("vif5.0").unwrap();
+    // Another vif on the bridge, read directly: no offloads at all, so the
+    // host must segment and checksum what it forwards there.
+    let mut b = Tap::create("vif6.0").unwrap();
+    b.set_offloads(Offloads::default()).unwrap();
+    let dir = scratch("tso");
+    for (domid, dev) in [(5, "vif5.0"), (6, "vif6.0")] {
+        let p = VifParams {
+            domid,
+            devid: 0,
+            dev: dev.into(),
+            ..Default::default()
+        };
+        hotplug(&mut SystemHost, &p, Action::Online, &dir).unwrap();
+    }
+    let mut f = Front::new();
+    let mut nb = Netback::new(
+        f.tx.clone(),
+        f.rx.clone(),
+        MockNotify::default(),
+        f.g.clone(),
+        &mut a,
+        all_features(),
+        NetbackConfig::default(),
+        Instant::now(),
+    );
+    let payload: Vec<u8> = (0..8000u32).map(|i| (i % 251) as u8).collect();
+    // A TCP/IPv4 segment of 8000 bytes to an unknown MAC: flooded to vif6.0.
+    let frame = csum::testframes::ipv4(csum::IPPROTO_TCP, &payload);
+    let gso = netif_extra_info::gso(1448, XEN_NETIF_GSO_TYPE_TCPV4, 0, 0);
+    f.send(
+        &frame,
+        NETTXF_csum_blank | NETTXF_data_validated,
+        1,
+        66,
+        0,
+        Some(gso),
+    );
+    nb.process_tx(Instant::now()).unwrap();
+    assert_eq!(f.tx_responses()[0], (1, NETIF_RSP_OKAY));
+
+    let mut got = Vec::new();
+    let mut segments = Vec::new();
+    let mut buf = vec![0u8; MAX_HOST_FRAME];
+    for _ in 0..300 {
+        match b.recv(&mut buf).unwrap() {
+            Some((h, n)) => {
+                let s = &buf[..n];
+                if s[12..14] == [8, 0] && s[23] == csum::IPPROTO_TCP {
+                    assert_eq!(h.gso_type, device::VIRTIO_NET_HDR_GSO_NONE);
+                    segments.push(s.to_vec());
+                    got.extend_from_slice(&s[54..]);
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+        if got.len() >= payload.len() {
+            break;
+        }
+    }
+    assert_eq!(segments.len(), payload.len().div_ceil(1448));
+    assert_eq!(got, payload);
+    let mut seq = 0x0102_0304u32;
+    for s in &segments {
+        assert!(
+            csum::verify(s).unwrap(),
+            "every segment's checksum is right"
+        );
+        assert!(s.len() <= 54 + 1448);
+        assert_eq!(s[38..42], seq.to_be_bytes());
+        seq += (s.len() - 54) as u32;
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
