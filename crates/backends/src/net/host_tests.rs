@@ -556,3 +556,127 @@ fn guest_tso_frame_is_segmented_by_the_host_for_a_port_without_tso() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Not a test: figures for netback's own cost over a real TAP and bridge
+/// (`cargo test -p backends --release -- --ignored netback_throughput
+/// --nocapture`). The guest side is the mocks (a mutex per ring access).
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn netback_throughput() {
+    if !enter_netns("netback_throughput") {
+        return;
+    }
+    ip("link add xenbr0 type bridge");
+    ip("link set xenbr0 up");
+    ip("addr add 169.254.10.1/16 dev xenbr0");
+    let mut tap = Tap::create("vif1.0").unwrap();
+    let dir = scratch("bench");
+    let p = VifParams {
+        domid: 1,
+        devid: 0,
+        dev: "vif1.0".into(),
+        ..Default::default()
+    };
+    hotplug(&mut SystemHost, &p, Action::Online, &dir).unwrap();
+    let gmac = Mac::generated(&UUID, 0);
+    ip(&format!(
+        "neigh add 169.254.10.2 lladdr {gmac} dev xenbr0 nud permanent"
+    ));
+    let bmac = link_mac("xenbr0");
+    let (g, h) = ([169, 254, 10, 2], [169, 254, 10, 1]);
+    let sock = UdpSocket::bind("169.254.10.1:5555").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut f = Front::new();
+    f.post_rx(256);
+    let mut nb = Netback::new(
+        f.tx.clone(),
+        f.rx.clone(),
+        MockNotify::default(),
+        f.g.clone(),
+        &mut tap,
+        all_features(),
+        NetbackConfig::default(),
+        Instant::now(),
+    );
+    // Guest → host: 1472-byte UDP payloads, checksum blank.
+    let dgram = ipv4_frame(bmac, gmac, g, h, 17, &udp(4444, 5555, &[0x5a; 1472]));
+    let reader = {
+        let sock = sock.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut n = 0u64;
+            while sock.recv(&mut buf).is_ok() {
+                n += 1;
+            }
+            n
+        })
+    };
+    let total = 200_000u32;
+    let t = Instant::now();
+    for i in 0..total {
+        f.send(
+            &dgram,
+            NETTXF_csum_blank,
+            (i % 256) as u16,
+            dgram.len(),
+            0,
+            None,
+        );
+        if i % 64 == 63 {
+            nb.process_tx(Instant::now()).unwrap();
+            f.tx_responses();
+        }
+    }
+    nb.process_tx(Instant::now()).unwrap();
+    let el = t.elapsed();
+    let got = reader.join().unwrap();
+    let s = el.as_secs_f64();
+    eprintln!(
+        "TX: {total} frames of {} bytes in {s:.2} s: {:.0} kpps, {:.2} Gbit/s offered; {got} reached the socket",
+        dgram.len(),
+        f64::from(total) / s / 1e3,
+        f64::from(total) * dgram.len() as f64 * 8.0 / s / 1e9
+    );
+
+    // Host → guest: a sender thread, netback draining the TAP.
+    let sender = {
+        let sock = sock.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let payload = [0xa5u8; 1472];
+            for _ in 0..total {
+                let _ = sock.send_to(&payload, "169.254.10.2:4444");
+            }
+        })
+    };
+    let t = Instant::now();
+    let mut frames = 0u64;
+    let mut bytes = 0u64;
+    let mut idle = 0;
+    while idle < 200 {
+        nb.process_rx().unwrap();
+        let got = f.receive();
+        if got.is_empty() {
+            idle += 1;
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        idle = 0;
+        let used: usize = got
+            .iter()
+            .map(|r| r.3.len() + usize::from(r.1.is_some()))
+            .sum();
+        frames += got.len() as u64;
+        bytes += got.iter().map(|r| r.2.len() as u64).sum::<u64>();
+        f.post_rx(used as u32);
+    }
+    sender.join().unwrap();
+    let s = (t.elapsed() - Duration::from_millis(200)).as_secs_f64();
+    eprintln!(
+        "RX: {frames} frames ({} MB) in {s:.2} s: {:.0} kpps, {:.2} Gbit/s (the kernel drops what the TAP queue cannot hold)",
+        bytes / 1_000_000,
+        frames as f64 / s / 1e3,
+        bytes as f64 * 8.0 / s / 1e9
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
