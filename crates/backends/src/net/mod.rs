@@ -579,7 +579,11 @@ where
     }
 
     /// Move frames from the host device into the guest's posted receive
-    /// buffers (at most [`RX_BUDGET`]).
+    /// buffers (at most [`RX_BUDGET`]). When the answer says
+    /// `waiting_for_guest`, one frame is held and the caller should stop
+    /// watching the host device until the guest notifies (it has been
+    /// asked to, through `req_event`), or it would spin on a readable
+    /// device.
     pub fn process_rx(&mut self) -> Result<RxProgress, NetError> {
         let mut progress = RxProgress::default();
         if self.state == NetState::Broken {
