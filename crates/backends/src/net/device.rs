@@ -1,7 +1,7 @@
 //! The host side of a vif: a device that takes and gives Ethernet frames.
 //!
 //! netback talks to the host through [`PacketDevice`]: a TAP in the domain
-//! process ([`super::tap::Tap`]), [`mock::MockDevice`] in tests. Frames
+//! process ([`super::tap::Tap`]), `mock::MockDevice` in tests. Frames
 //! travel with a [`VnetHdr`], the `virtio_net_hdr` a TAP opened with
 //! `IFF_VNET_HDR` puts before each frame. rxen uses it (rather than complete
 //! frames only) so that what Xen's netback gets from the host stack works
