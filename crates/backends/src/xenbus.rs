@@ -245,6 +245,15 @@ impl<D: XenbusDevice> XenbusBackend<D> {
         Ok(self.set_state(store, XenbusState::Closed)?)
     }
 
+    /// The connection broke on the backend's side (a corrupt ring): as
+    /// Xen's `xenbus_dev_fatal`, drop it, say why in `error` and go
+    /// `Closing`; the frontend closes and may start over.
+    pub fn fatal(&mut self, store: &mut dyn Store, why: &str) -> Result<(), XenbusError> {
+        self.device.disconnect();
+        store.write(&format!("{}/error", self.backend), why)?;
+        Ok(self.set_state(store, XenbusState::Closing)?)
+    }
+
     /// Act on the frontend's state as it is now.
     pub fn handle(&mut self, store: &mut dyn Store) -> Result<Outcome, XenbusError> {
         let front = store
@@ -548,6 +557,29 @@ mod tests {
         s.set(&format!("{BE}/online"), "0");
         s.remove(FE);
         assert_eq!(b.handle(&mut s).unwrap(), Outcome::Removed);
+    }
+
+    #[test]
+    fn fatal_closes_until_the_frontend_starts_over() {
+        let (mut s, mut b) = setup();
+        s.set(&format!("{FE}/event-channel"), "9");
+        s.set(&format!("{FE}/state"), "4");
+        b.start(&mut s, "t").unwrap();
+        assert_eq!(st(&s, BE), "4");
+        b.fatal(&mut s, "ring corrupt").unwrap();
+        assert_eq!(st(&s, BE), "5");
+        assert_eq!(
+            s.get(&format!("{BE}/error")).as_deref(),
+            Some("ring corrupt")
+        );
+        assert_eq!(b.device().connected, None);
+        b.handle(&mut s).unwrap();
+        assert_eq!(b.device().connects, 1, "no reconnect while Closing");
+        s.set(&format!("{FE}/state"), "6");
+        b.handle(&mut s).unwrap();
+        s.set(&format!("{FE}/state"), "1");
+        b.handle(&mut s).unwrap();
+        assert_eq!(st(&s, BE), "2");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use backends::blk::xenbus::vdev_to_devid;
+use backends::blk::{DiskConfig, DiskFormat};
 use xl_config::{DomainConfig, DomainType};
 
 use crate::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
@@ -38,6 +40,77 @@ pub enum ConfigError {
     /// vCPU count out of range.
     #[error("{0} vCPUs is outside 1..={MAX_VCPUS}")]
     Vcpus(u32),
+    /// A disk's `vdev` is not a name libxl numbers (`xvda`, `hdc`, `d0p1`, ...).
+    #[error("disk {0:?}: not a virtual device name (xvdX, hdX, sdX, dNpM)")]
+    DiskVdev(String),
+    /// Two disks with one device number.
+    #[error("disk {0}: another disk has the same device number")]
+    DiskDuplicate(String),
+    /// A disk the block backend cannot serve.
+    #[error("disk {vdev}: {why}")]
+    Disk {
+        /// The disk.
+        vdev: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// A virtual disk the domain process serves (`disk=`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// The name the guest sees (`xvda`).
+    pub vdev: String,
+    /// Its device number (the XenStore directory name).
+    pub devid: u32,
+    /// What backs it.
+    pub config: DiskConfig,
+}
+
+impl DiskSpec {
+    /// From one of `DomainConfig`'s disks.
+    pub fn from_config(d: &xl_config::DiskConfig) -> Result<Self, ConfigError> {
+        let vdev = d.vdev.clone().unwrap_or_default();
+        let devid = vdev_to_devid(&vdev).ok_or_else(|| ConfigError::DiskVdev(vdev.clone()))?;
+        let bad = |why: String| ConfigError::Disk {
+            vdev: vdev.clone(),
+            why,
+        };
+        let format = match d.format {
+            xl_config::DiskFormat::Raw | xl_config::DiskFormat::Unknown => DiskFormat::Raw,
+            xl_config::DiskFormat::Qcow2 => DiskFormat::Qcow2,
+            xl_config::DiskFormat::Empty => DiskFormat::Raw,
+            other => {
+                return Err(bad(format!(
+                    "format {} cannot be served (raw and qcow2 can)",
+                    other.libxl_name()
+                )));
+            }
+        };
+        if let Some(s) = &d.script {
+            return Err(bad(format!(
+                "script={s}: rxen runs no block hotplug scripts"
+            )));
+        }
+        let path = d
+            .pdev_path
+            .clone()
+            .filter(|p| !p.is_empty() && d.format != xl_config::DiskFormat::Empty);
+        let cdrom = d.is_cdrom != 0;
+        if path.is_none() && !cdrom {
+            return Err(bad("no target: only a cdrom drive may be empty".to_owned()));
+        }
+        Ok(Self {
+            devid,
+            config: DiskConfig {
+                path: path.map(PathBuf::from),
+                format,
+                readonly: d.readwrite == 0,
+                cdrom,
+            },
+            vdev,
+        })
+    }
 }
 
 /// The domain to build.
@@ -61,6 +134,8 @@ pub struct DomainSpec {
     pub cmdline: String,
     /// `max_grant_frames=`.
     pub max_grant_frames: u32,
+    /// `disk=`: the virtual disks, served by blkback in this process.
+    pub disks: Vec<DiskSpec>,
 }
 
 impl DomainSpec {
@@ -105,6 +180,14 @@ impl DomainSpec {
                     .unwrap_or_default()
             })
             .collect();
+        let mut disks: Vec<DiskSpec> = Vec::new();
+        for d in &c.disks {
+            let d = DiskSpec::from_config(d)?;
+            if disks.iter().any(|o| o.devid == d.devid) {
+                return Err(ConfigError::DiskDuplicate(d.vdev));
+            }
+            disks.push(d);
+        }
         Ok(Self {
             name: c
                 .c_info
@@ -119,6 +202,7 @@ impl DomainSpec {
             ramdisk: b.ramdisk.clone().map(PathBuf::from),
             cmdline: b.cmdline.clone().unwrap_or_default(),
             max_grant_frames: b.max_grant_frames.unwrap_or(DEFAULT_MAX_GRANT_FRAMES),
+            disks,
         })
     }
 }
@@ -228,6 +312,79 @@ mod tests {
         c.b_info.vcpu_hard_affinity = vec![m.clone(), m];
         let s = DomainSpec::from_config(&c).unwrap();
         assert_eq!(s.affinity, vec![vec![1], vec![1]]);
+    }
+
+    #[test]
+    fn disks_from_xl_specs() {
+        let c = parse(
+            "name=\"g\"\nkernel=\"/k\"\nmemory=64\ndisk=['/i/a.img,raw,xvda,w', 'format=qcow2,vdev=xvdb,access=r,target=/i/b.qcow2', ',,hdc:cdrom,r', 'phy:/dev/vg/lv,xvdc,w']\n",
+        );
+        let s = DomainSpec::from_config(&c).unwrap();
+        let d: Vec<_> = s
+            .disks
+            .iter()
+            .map(|d| (d.vdev.as_str(), d.devid, d.config.clone()))
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                (
+                    "xvda",
+                    51712,
+                    DiskConfig {
+                        path: Some("/i/a.img".into()),
+                        format: DiskFormat::Raw,
+                        readonly: false,
+                        cdrom: false
+                    }
+                ),
+                (
+                    "xvdb",
+                    51728,
+                    DiskConfig {
+                        path: Some("/i/b.qcow2".into()),
+                        format: DiskFormat::Qcow2,
+                        readonly: true,
+                        cdrom: false
+                    }
+                ),
+                (
+                    "hdc",
+                    5632,
+                    DiskConfig {
+                        path: None,
+                        format: DiskFormat::Raw,
+                        readonly: true,
+                        cdrom: true
+                    }
+                ),
+                (
+                    "xvdc",
+                    51744,
+                    DiskConfig {
+                        path: Some("/dev/vg/lv".into()),
+                        format: DiskFormat::Raw,
+                        readonly: false,
+                        cdrom: false
+                    }
+                ),
+            ]
+        );
+        let back = DomainConfig::from_json(&c.to_json()).unwrap();
+        assert_eq!(DomainSpec::from_config(&back).unwrap(), s);
+
+        for (spec, want) in [
+            ("'/a,vhd,xvda,w'", "format vhd cannot be served"),
+            ("'/a,raw,xvda,w', '/b,raw,d0p0,w'", "same device number"),
+            ("'/a,raw,vda,w'", "not a virtual device name"),
+            ("'/a,raw,xvda,w,script=block-iscsi'", "hotplug scripts"),
+        ] {
+            let c = parse(&format!(
+                "name=\"g\"\nkernel=\"/k\"\nmemory=64\ndisk=[{spec}]\n"
+            ));
+            let e = DomainSpec::from_config(&c).unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e}");
+        }
     }
 
     #[test]

@@ -344,6 +344,9 @@ pub enum DomainError {
     /// The I/O thread's event loop could not be set up.
     #[error("setting up the I/O event loop failed")]
     IoLoop(#[source] std::io::Error),
+    /// A virtual disk could not be served.
+    #[error("serving a virtual disk failed")]
+    Disk(#[source] crate::blkback::BlkbackError),
     /// The domain ended because of a failure of this process.
     #[error("the domain process failed: {0}")]
     Failed(String),
@@ -367,6 +370,7 @@ pub struct Domain {
     vcpu_fds: Vec<kvm_ioctls::VcpuFd>,
     io: crate::io::Io,
     runtime_dir: PathBuf,
+    disks: Vec<crate::blkback::DiskHandle>,
 }
 
 impl Domain {
@@ -534,6 +538,15 @@ impl Domain {
             &runtime_dir.join("pid"),
             &format!("{}\n", std::process::id()),
         )?;
+        // Virtual disks: published and served before the guest runs.
+        let disks = shared
+            .spec
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| crate::blkback::spawn(shared.clone(), i as u32, d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(DomainError::Disk)?;
         let control = bind(&runtime_dir.join("control"))?;
         let console = bind(&runtime_dir.join("console"))?;
         let io = crate::io::Io::new(shared.clone(), log, relay, control, console)
@@ -551,6 +564,7 @@ impl Domain {
             vcpu_fds,
             io,
             runtime_dir,
+            disks,
         })
     }
 
@@ -598,6 +612,11 @@ impl Domain {
                     "not every vCPU stopped within 2 s"
                 );
             }
+        }
+        // The guest is stopped: end the disk connections (flushing each
+        // disk) before its memory goes.
+        for d in self.disks {
+            d.stop();
         }
         // Nothing in KVM may write to guest memory after the process lets
         // go of it (its memfd closes before the VM on exit): detach

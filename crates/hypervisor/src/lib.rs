@@ -14,6 +14,7 @@
 //! xenstored does; the guest's ring is relayed to it) or implement the
 //! device side of PV rings (the `backends` crate does).
 
+pub mod blkback;
 pub mod boot;
 pub mod config;
 pub mod control;

@@ -11,8 +11,9 @@
 //! `event-channel` and `protocol` are read; only the x86_64 ABI and a
 //! single queue are served.
 
-use xen_abi::GrantRef;
 use xen_abi::io::blkif::VDISK_READONLY;
+use xen_abi::io::xenbus::XenbusState;
+use xen_abi::{DomId, GrantRef};
 
 use super::{BlkBackend, BlkRing, Disk, DiskConfig, MAX_INDIRECT_SEGMENTS, MAX_RING_PAGE_ORDER};
 use crate::grant::GrantAccess;
@@ -168,5 +169,189 @@ impl<G: GrantAccess + Clone, E: EventChannels> XenbusDevice for BlkDevice<G, E> 
             }
             self.disk = Some(disk);
         }
+    }
+}
+
+/// The device number of a virtual disk name, as libxl computes it
+/// (`libxl__device_disk_dev_number`): `xvdX[N]`, `hdX[N]`, `sdX[N]`,
+/// `dXpY`, or a plain number. `None` for anything else.
+pub fn vdev_to_devid(vdev: &str) -> Option<u32> {
+    fn letters(s: &str) -> Option<(u32, &str)> {
+        // Bijective base 26: a = 0, z = 25, aa = 26, ...
+        let n = s.bytes().take_while(u8::is_ascii_lowercase).count();
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut idx: u32 = 0;
+        for b in s[..n].bytes() {
+            idx = idx * 26 + u32::from(b - b'a') + 1;
+        }
+        Some((idx - 1, &s[n..]))
+    }
+    fn number(s: &str) -> Option<u32> {
+        if s.is_empty() {
+            return Some(0);
+        }
+        if !s.bytes().all(|b| b.is_ascii_digit())
+            || s.len() > 9
+            || (s.len() > 1 && s.starts_with('0'))
+        {
+            return None;
+        }
+        s.parse().ok()
+    }
+    fn xvd(disk: u32, part: u32) -> Option<u32> {
+        if disk < 16 && part < 16 {
+            Some(202 << 8 | disk << 4 | part)
+        } else if disk < (1 << 20) && part < 256 {
+            Some(1 << 28 | disk << 8 | part)
+        } else {
+            None
+        }
+    }
+    if let Some(rest) = vdev.strip_prefix("xvd") {
+        let (disk, rest) = letters(rest)?;
+        return xvd(disk, number(rest)?);
+    }
+    if let Some(rest) = vdev.strip_prefix("hd") {
+        let (disk, rest) = letters(rest)?;
+        let part = number(rest)?;
+        if disk >= 4 || part >= 64 {
+            return None;
+        }
+        let major = if disk < 2 { 3 } else { 22 };
+        return Some(major << 8 | (disk % 2) << 6 | part);
+    }
+    if let Some(rest) = vdev.strip_prefix("sd") {
+        let (disk, rest) = letters(rest)?;
+        let part = number(rest)?;
+        return (disk < 16 && part < 16).then_some(8 << 8 | disk << 4 | part);
+    }
+    if let Some(rest) = vdev.strip_prefix('d')
+        && let Some((d, p)) = rest.split_once('p')
+    {
+        return xvd(
+            number(d).filter(|_| !d.is_empty())?,
+            number(p).filter(|_| !p.is_empty())?,
+        );
+    }
+    number(vdev).filter(|_| !vdev.is_empty())
+}
+
+/// The XenStore nodes of one virtual disk, as libxl writes them
+/// (`libxl_disk.c`, `docs/misc/xenstore-paths.pandoc`): names relative to
+/// the backend and frontend directories, and values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VbdNodes {
+    /// Under `/local/domain/0/backend/vbd/DOMID/DEVID`.
+    pub backend: Vec<(&'static str, String)>,
+    /// Under `/local/domain/DOMID/device/vbd/DEVID`.
+    pub frontend: Vec<(&'static str, String)>,
+}
+
+/// The nodes the toolstack writes for disk `cfg` of domain `domid`, seen
+/// by the guest as `vdev` (device number `devid`), served from dom0.
+pub fn vbd_nodes(domid: DomId, devid: u32, vdev: &str, cfg: &DiskConfig) -> VbdNodes {
+    use crate::xenbus::{backend_path, frontend_path};
+    let device_type = if cfg.cdrom { "cdrom" } else { "disk" };
+    let params = cfg
+        .path
+        .as_deref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = match cfg.format {
+        super::DiskFormat::Raw => "phy",
+        super::DiskFormat::Qcow2 => "qdisk",
+    };
+    VbdNodes {
+        backend: vec![
+            ("frontend", frontend_path("vbd", domid, devid)),
+            ("frontend-id", domid.to_string()),
+            ("online", "1".to_owned()),
+            ("removable", u8::from(cfg.cdrom).to_string()),
+            ("bootable", "1".to_owned()),
+            ("state", XenbusState::Initialising.to_string()),
+            ("dev", vdev.to_owned()),
+            ("type", kind.to_owned()),
+            ("mode", if cfg.readonly { "r" } else { "w" }.to_owned()),
+            ("device-type", device_type.to_owned()),
+            ("params", params),
+        ],
+        frontend: vec![
+            ("backend", backend_path(DomId::DOM0, "vbd", domid, devid)),
+            ("backend-id", "0".to_owned()),
+            ("state", XenbusState::Initialising.to_string()),
+            ("virtual-device", devid.to_string()),
+            ("device-type", device_type.to_owned()),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_as_libxl() {
+        for (v, n) in [
+            ("xvda", Some(51712)),
+            ("xvdb", Some(51728)),
+            ("xvda1", Some(51713)),
+            ("xvdp15", Some(202 << 8 | 15 << 4 | 15)),
+            ("xvdq", Some(1 << 28 | 16 << 8)),
+            ("xvdaa", Some(1 << 28 | 26 << 8)),
+            ("hda", Some(768)),
+            ("hdb", Some(832)),
+            ("hdc", Some(5632)),
+            ("sda", Some(2048)),
+            ("sdb2", Some(2066)),
+            ("d0p0", Some(51712)),
+            ("d1p2", Some(51730)),
+            ("51712", Some(51712)),
+            ("xvd", None),
+            ("xvdA", None),
+            ("xvda01", None),
+            ("hde", None),
+            ("", None),
+            ("vda", None),
+            ("d1", None),
+        ] {
+            assert_eq!(vdev_to_devid(v), n, "{v}");
+        }
+    }
+
+    #[test]
+    fn libxl_node_layout() {
+        let n = vbd_nodes(
+            DomId(3),
+            51728,
+            "xvdb",
+            &DiskConfig {
+                path: Some("/img/b.qcow2".into()),
+                format: super::super::DiskFormat::Qcow2,
+                readonly: true,
+                cdrom: false,
+            },
+        );
+        let get = |v: &[(&str, String)], k: &str| {
+            v.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            get(&n.backend, "frontend"),
+            "/local/domain/3/device/vbd/51728"
+        );
+        assert_eq!(get(&n.backend, "params"), "/img/b.qcow2");
+        assert_eq!(get(&n.backend, "mode"), "r");
+        assert_eq!(get(&n.backend, "state"), "1");
+        assert_eq!(get(&n.backend, "online"), "1");
+        assert_eq!(
+            get(&n.frontend, "backend"),
+            "/local/domain/0/backend/vbd/3/51728"
+        );
+        assert_eq!(get(&n.frontend, "virtual-device"), "51728");
+        assert_eq!(get(&n.frontend, "device-type"), "disk");
     }
 }

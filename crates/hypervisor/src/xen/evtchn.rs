@@ -134,6 +134,31 @@ impl EventChannels {
         Some(EvtchnPort(p))
     }
 
+    /// A backend in the host (blkback, netback) binds the guest's `port`,
+    /// which the guest allocated unbound for `remote` (`EVTCHNOP_alloc_unbound`
+    /// with `remote_dom` = the backend's domain), as Xen's
+    /// `EVTCHNOP_bind_interdomain` from that domain would: the port becomes
+    /// interdomain with the backend's `remote_port`, and the domain process
+    /// routes the guest's sends on it (so closing it unroutes them).
+    /// `EINVAL` if the port is not unbound for `remote`.
+    pub fn bind_host_peer(
+        &mut self,
+        port: u32,
+        remote: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<(), XenErrno> {
+        let p = self.valid(port)?;
+        if self.ports[p].state != (PortState::Unbound { remote }) || remote == self.domid {
+            return Err(XEN_EINVAL);
+        }
+        self.ports[p].state = PortState::Interdomain {
+            remote,
+            remote_port,
+        };
+        self.ports[p].toolstack = true;
+        Ok(())
+    }
+
     /// A host-side peer signals the guest's `port`: the effect that raises
     /// it, or `None` if `port` is not connected to a host peer.
     pub fn notify_from_host(&self, port: EvtchnPort) -> Option<Effect> {

@@ -1949,3 +1949,65 @@ fn grant_frames_outside_ram_come_from_the_grant_area() {
     assert_eq!(b[..8], 0x300u64.to_le_bytes());
     assert_eq!(b[8..], (above + 1).to_le_bytes());
 }
+
+#[test]
+fn evtchn_bound_by_a_host_backend() {
+    let mut h = H::new();
+    let alloc = |h: &mut H, remote_dom| {
+        let (ret, _, a) = h.evtchn(
+            EVTCHNOP_alloc_unbound,
+            evtchn_alloc_unbound {
+                dom: DOMID_SELF,
+                remote_dom,
+                port: 0,
+            },
+        );
+        assert_eq!(ret, 0);
+        a.port
+    };
+    // blkfront's port for dom0's blkback.
+    let p = alloc(&mut h, 0);
+    assert_eq!(
+        h.dom.evtchn.bind_host_peer(p, DomId(0), EvtchnPort(9)),
+        Ok(())
+    );
+    assert_eq!(
+        h.dom.evtchn.bind_host_peer(p, DomId(0), EvtchnPort(9)),
+        Err(XEN_EINVAL),
+        "already bound"
+    );
+    // The guest's sends reach the host; the host can raise it.
+    let (ret, effects, _) = h.evtchn(EVTCHNOP_send, evtchn_send { port: p });
+    assert_eq!(ret, 0);
+    assert_eq!(
+        effects,
+        vec![Effect::Notify {
+            port: EvtchnPort(p),
+            remote_dom: DomId(0),
+            remote_port: EvtchnPort(9)
+        }]
+    );
+    assert!(h.dom.evtchn.notify_from_host(EvtchnPort(p)).is_some());
+    // Closing it drops the domain process's route.
+    let (ret, effects, _) = h.evtchn(EVTCHNOP_close, evtchn_close { port: p });
+    assert_eq!(ret, 0);
+    assert!(effects.contains(&Effect::Vm(VmOp::UnroutePort(p))));
+    // Ports not unbound for that domain, or for the guest itself, or
+    // out of range, cannot be bound.
+    let other = alloc(&mut h, 3);
+    assert_eq!(
+        h.dom.evtchn.bind_host_peer(other, DomId(0), EvtchnPort(9)),
+        Err(XEN_EINVAL)
+    );
+    let own = alloc(&mut h, DOMID_SELF);
+    assert_eq!(
+        h.dom.evtchn.bind_host_peer(own, DomId(5), EvtchnPort(9)),
+        Err(XEN_EINVAL)
+    );
+    for bad in [0, 4095, u32::MAX] {
+        assert_eq!(
+            h.dom.evtchn.bind_host_peer(bad, DomId(0), EvtchnPort(9)),
+            Err(XEN_EINVAL)
+        );
+    }
+}
