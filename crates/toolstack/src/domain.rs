@@ -719,6 +719,7 @@ impl Toolstack {
             config,
             start_time: format!("{}.{:02}", now.as_secs(), now.subsec_millis() / 10),
         })?;
+        self.store.write_disks(domid, config)?;
         Ok(())
     }
 

@@ -447,13 +447,22 @@ impl Notes<'_> {
                     "another disk has the same vdev".to_owned(),
                 );
             }
-            if !matches!(d.format, DiskFormat::Raw | DiskFormat::Empty) {
+            if !matches!(
+                d.format,
+                DiskFormat::Raw | DiskFormat::Empty | DiskFormat::Qcow2
+            ) {
                 note(
                     NoticeKind::Blocking,
                     format!(
-                        "format {} cannot be served: rxen's block backend reads raw images only",
+                        "format {} cannot be served: rxen's block backend serves raw and qcow2 images",
                         d.format.libxl_name()
                     ),
+                );
+            }
+            if backends::blk::xenbus::vdev_to_devid(vdev).is_none() {
+                note(
+                    NoticeKind::Blocking,
+                    "not a virtual device name (xvdX, hdX, sdX, dNpM)".to_owned(),
                 );
             }
             if let Some(s) = &d.script {
@@ -651,11 +660,11 @@ mod tests {
     #[test]
     fn devices() {
         let p = plan(
-            "name='g'\ntype='pvh'\nkernel='/k'\ndisk=['/a.qcow2,qcow2,xvda,w',\n 'iscsi:iqn.x,xvdb,w', '/c,,xvdc,backend=dd']\nvif=['mac=00:16:3e:00:00:01,bridge=br0', 'model=e1000,script=vif-nat,ip=10.0.0.1,rate=1MB/s']\n",
+            "name='g'\ntype='pvh'\nkernel='/k'\ndisk=['/a.vhd,vhd,xvda,w',\n 'iscsi:iqn.x,xvdb,w', '/c,,xvdc,backend=dd']\nvif=['mac=00:16:3e:00:00:01,bridge=br0', 'model=e1000,script=vif-nat,ip=10.0.0.1,rate=1MB/s']\n",
         );
         assert_eq!(
             lines(&p)[0],
-            "Blocking t.cfg:4:7: disk xvda: format qcow2 cannot be served: rxen's block backend reads raw images only"
+            "Blocking t.cfg:4:7: disk xvda: format vhd cannot be served: rxen's block backend serves raw and qcow2 images"
         );
         let l = lines(&p);
         assert!(l.contains(&"Blocking t.cfg:5:2: disk xvdb: script=block-iscsi cannot be run: rxen runs no block hotplug scripts, so the target must be a file or block device".to_owned()));

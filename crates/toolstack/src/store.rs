@@ -15,6 +15,12 @@
 //! - `/vm/UUID` (`n0 rN`) with `uuid`, `name` and `start_time`; `/libxl/N` (dom0 only) with
 //!   `type` and `device`.
 //!
+//! Each `disk=` gets libxl's device nodes (`libxl_disk.c`): a backend directory
+//! `/local/domain/0/backend/vbd/N/DEVID` (`n0 rN`) and a frontend directory
+//! `/local/domain/N/device/vbd/DEVID` (`nN r0`), laid out by
+//! `backends::blk::xenbus::vbd_nodes`, which the domain process serves
+//! (`docs/domain-process.md`, "Devices").
+//!
 //! `store/*` and `console/*` are the domain process's to write (it knows the ring and
 //! port). Domain-0's `name` and `domid` are written when missing, as Xen's `xen-init-dom0`
 //! does at boot.
@@ -26,7 +32,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use backends::blk::xenbus::{VbdNodes, vbd_nodes, vdev_to_devid};
+use backends::blk::{DiskConfig, DiskFormat};
+use backends::xenbus::{backend_path, frontend_path};
 use thiserror::Error;
+use xen_abi::DomId;
 use xenstore::client::{Client, ClientError};
 use xenstore::perms::{Access, Perm, Perms};
 use xl_config::DomainConfig;
@@ -57,6 +67,26 @@ pub enum StoreError {
     /// The guest did not acknowledge a control request in time.
     #[error("guest didn't acknowledge control request {request:?} within {}s", timeout.as_secs())]
     AckTimeout { request: String, timeout: Duration },
+}
+
+/// The host side of a `disk=` entry, as the domain process reads it from
+/// `config.json` (`hypervisor::config::DiskSpec`).
+fn disk_config(d: &xl_config::DiskConfig) -> DiskConfig {
+    let empty = d.format == xl_config::DiskFormat::Empty;
+    DiskConfig {
+        path: d
+            .pdev_path
+            .clone()
+            .filter(|p| !p.is_empty() && !empty)
+            .map(PathBuf::from),
+        format: if d.format == xl_config::DiskFormat::Qcow2 {
+            DiskFormat::Qcow2
+        } else {
+            DiskFormat::Raw
+        },
+        readonly: d.readwrite == 0,
+        cdrom: d.is_cdrom != 0,
+    }
 }
 
 fn req(what: impl Into<String>) -> impl FnOnce(ClientError) -> StoreError {
@@ -296,6 +326,51 @@ impl Store {
                 tx.write(&format!("{vm}/start_time"), &s.start_time)
             })
             .map_err(req(format!("laying out {dom}")))
+    }
+
+    /// Lays out the device nodes of domain `domid`'s disks (see the module
+    /// documentation), in one transaction. Disks whose `vdev` libxl cannot number are
+    /// left out (the plan refuses them).
+    pub fn write_disks(&mut self, domid: u32, config: &DomainConfig) -> Result<(), StoreError> {
+        let guest = u16::try_from(domid).expect("guest domain ids fit in 16 bits");
+        let disks: Vec<(u32, VbdNodes)> = config
+            .disks
+            .iter()
+            .filter_map(|d| {
+                let vdev = d.vdev.as_deref()?;
+                let devid = vdev_to_devid(vdev)?;
+                Some((devid, vbd_nodes(DomId(guest), devid, vdev, &disk_config(d))))
+            })
+            .collect();
+        if disks.is_empty() {
+            return Ok(());
+        }
+        let perms = |owner: u16, reader: u16| {
+            Perms::from_vec(vec![
+                Perm::new(owner, Access::None),
+                Perm::new(reader, Access::Read),
+            ])
+            .expect("two entries")
+        };
+        self.xs
+            .transaction(|tx| {
+                for (devid, n) in &disks {
+                    let be = backend_path(DomId::DOM0, "vbd", DomId(guest), *devid);
+                    let fe = frontend_path("vbd", DomId(guest), *devid);
+                    tx.write(&be, "")?;
+                    tx.set_perms(&be, &perms(0, guest))?;
+                    for (k, v) in &n.backend {
+                        tx.write(&format!("{be}/{k}"), v)?;
+                    }
+                    tx.write(&fe, "")?;
+                    tx.set_perms(&fe, &perms(guest, 0))?;
+                    for (k, v) in &n.frontend {
+                        tx.write(&format!("{fe}/{k}"), v)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(req(format!("laying out the disks of domain {domid}")))
     }
 
     /// Removes every node of domain `domid`: its home, its `/vm` entry, `/libxl/N` and

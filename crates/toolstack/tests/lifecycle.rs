@@ -283,6 +283,63 @@ fn create_list_pause_unpause_destroy() {
     env.ok(&["destroy", "2"]);
 }
 
+fn disks_are_laid_out_as_libxl_does() {
+    let env = Env::new("disks");
+    let cfg = env.config(
+        "disky",
+        "disk = ['/img/a.img,raw,xvda,w', 'format=qcow2,vdev=xvdb,access=r,target=/img/b.qcow2', ',,hdc:cdrom,r']\n",
+    );
+    env.ok(&["create", &cfg]);
+    let be = "/local/domain/0/backend/vbd/1";
+    let fe = "/local/domain/1/device/vbd";
+    for (path, want) in [
+        (
+            format!("{be}/51712/frontend"),
+            "/local/domain/1/device/vbd/51712",
+        ),
+        (format!("{be}/51712/frontend-id"), "1"),
+        (format!("{be}/51712/online"), "1"),
+        (format!("{be}/51712/state"), "1"),
+        (format!("{be}/51712/params"), "/img/a.img"),
+        (format!("{be}/51712/mode"), "w"),
+        (format!("{be}/51712/device-type"), "disk"),
+        (format!("{be}/51712/dev"), "xvda"),
+        (format!("{be}/51728/params"), "/img/b.qcow2"),
+        (format!("{be}/51728/mode"), "r"),
+        (format!("{be}/51728/type"), "qdisk"),
+        (format!("{be}/5632/device-type"), "cdrom"),
+        (format!("{be}/5632/removable"), "1"),
+        (format!("{be}/5632/params"), ""),
+        (
+            format!("{fe}/51712/backend"),
+            "/local/domain/0/backend/vbd/1/51712",
+        ),
+        (format!("{fe}/51712/backend-id"), "0"),
+        (format!("{fe}/51712/state"), "1"),
+        (format!("{fe}/51712/virtual-device"), "51712"),
+        (format!("{fe}/5632/device-type"), "cdrom"),
+    ] {
+        assert_eq!(env.read(&path).as_deref(), Some(want), "{path}");
+    }
+    let mut xs = env.xs();
+    let perms = |xs: &mut Client, p: &str| {
+        xs.get_perms(p)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // The backend directory is dom0's, the frontend directory the guest's.
+    assert_eq!(perms(&mut xs, &format!("{be}/51712")), "n0 r1");
+    assert_eq!(perms(&mut xs, &format!("{be}/51712/state")), "n0 r1");
+    assert_eq!(perms(&mut xs, &format!("{fe}/51712")), "n1 r0");
+    assert_eq!(perms(&mut xs, &format!("{fe}/51712/state")), "n1 r0");
+    env.ok(&["destroy", "disky"]);
+    assert_eq!(env.read(be), None, "backend nodes removed");
+}
+
 fn errors_change_nothing() {
     let env = Env::new("errors");
     let cfg = env.config("demo", "");
@@ -855,6 +912,10 @@ const TESTS: &[(&str, fn())] = &[
         create_list_pause_unpause_destroy,
     ),
     ("errors_change_nothing", errors_change_nothing),
+    (
+        "disks_are_laid_out_as_libxl_does",
+        disks_are_laid_out_as_libxl_does,
+    ),
     (
         "without_xenstored_commands_say_so",
         without_xenstored_commands_say_so,
