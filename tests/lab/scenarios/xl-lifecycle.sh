@@ -3,9 +3,6 @@
 # pause/unpause, a guest reboot restarting it under a new id (on_reboot="restart"),
 # xl shutdown -w, and a crashed guest kept in state c (on_crash="preserve") until
 # xl destroy. Runs rxen's own xenstored, on a socket in $SCRATCH.
-#
-# Pending (named .sh.pending, so tests/lab/run does not run it by default) until
-# rxen-domain boots guests; then rename it to xl-lifecycle.sh.
 
 XL=$RXEN_BIN/xl
 export XENSTORED_PATH=$SCRATCH/xenstored.sock
@@ -48,7 +45,7 @@ line() { "$XL" list | awk -v n="$1" '$1 == n'; }
 field() { line "$1" | awk -v f="$2" '{print $f}'; }
 wait_for() { # description, command...
     local what=$1; shift
-    for _ in $(seq 600); do "$@" && return 0; sleep 0.1; done
+    for _ in $(seq 1800); do "$@" && return 0; sleep 0.1; done
     fail "timed out: $what"
 }
 # xl console through a pty: send each line, wait for the text expected after it,
@@ -87,10 +84,13 @@ print(seen.decode(errors="replace")[-400:])
 PY
 }
 
-# create, list
+# create, list. The VCPUs column counts the vCPUs the guest has brought
+# online, as Xen's does: it reads 2 once the guest runs its init.
 "$XL" create "$SCRATCH/demo.cfg"
 id=$(field demo 2)
 [ "$(field demo 3)" = 256 ] || fail "demo has $(field demo 3) MiB, not 256"
+up() { grep -qF "guest: up" "$RXEN_LOG_DIR/guest-demo.log" 2>/dev/null; }
+wait_for "demo's init" up
 [ "$(field demo 4)" = 2 ] || fail "demo has $(field demo 4) vCPUs, not 2"
 ok "xl list shows demo ($id) with 256 MiB and 2 vCPUs: $(line demo)"
 running() { case "$(field demo 5)" in r-----|-b----) true ;; *) false ;; esac; }
