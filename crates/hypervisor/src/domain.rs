@@ -626,6 +626,14 @@ impl Domain {
         let _ = kvm_xen::set_shared_info_gfn(&shared.vm, kvm_xen::KVM_XEN_INVALID_GFN);
         match &end {
             End::Shutdown(reason) => {
+                // The CPU time the guest used, which Xen keeps showing for a
+                // domain that has shut down; before `shutdown`, which is what
+                // the toolstack waits for.
+                let cpu_ns: u64 = shared.vcpus.iter().map(|v| v.cpu_time_ns()).sum();
+                write_file(
+                    &self.runtime_dir.join("cpu_time_ns"),
+                    &format!("{cpu_ns}\n"),
+                )?;
                 write_file(
                     &self.runtime_dir.join("shutdown"),
                     &format!("{}\n", reason.as_str()),

@@ -527,6 +527,10 @@ impl Toolstack {
             None => {
                 if let Some(r) = self.shutdown_reason(domid) {
                     d.shutdown = Some(r);
+                    d.cpu_time_ns = fs::read_to_string(dir.join(f::CPU_TIME))
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
                 } else if d.pid.is_some_and(|p| !process::is_alive(p)) {
                     // Gone without a reason: the domain process failed.
                     d.shutdown = Some(ShutdownReason::Crash);

@@ -111,6 +111,8 @@ pub mod domain_files {
     pub const CONSOLE: &str = "console";
     /// The shutdown reason, written by the domain process as it ends.
     pub const SHUTDOWN: &str = "shutdown";
+    /// The guest's CPU time in ns, written by the domain process before `shutdown`.
+    pub const CPU_TIME: &str = "cpu_time_ns";
     /// rxen's marker (toolstack only): the domain is being destroyed.
     pub const DYING: &str = "dying";
 }

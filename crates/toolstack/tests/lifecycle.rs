@@ -551,6 +551,11 @@ fn crash_preserve_stays_until_destroyed() {
     });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(env.list_line("demo").unwrap()[4], "---sc-");
+    assert_eq!(
+        env.list_line("demo").unwrap()[5],
+        "2.5",
+        "a crashed domain keeps showing the CPU time its guest used"
+    );
     let v = env.ok(&["list", "-v", "demo"]);
     assert!(
         v.lines().nth(1).unwrap().contains(" 3                -"),
