@@ -76,6 +76,11 @@ pub const GRANT_AREA_FRAMES: u64 = 64;
 pub const MAX_GUEST_PHYS: u64 = 1 << 40;
 /// The I/O APIC's default page, kept free although no I/O APIC exists.
 pub const IOAPIC_ADDR: u64 = 0xfec0_0000;
+/// KVM's private pages on Intel hosts (`KVM_SET_TSS_ADDR`): the TSS takes
+/// three pages here, and KVM's default identity-map page is the one below.
+pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
+/// See [`KVM_TSS_ADDR`]: from the identity-map page to the TSS's end.
+const KVM_PRIVATE: (u64, u64) = (KVM_TSS_ADDR - PAGE_SIZE, 4 * PAGE_SIZE);
 
 /// The smallest guest rxen boots: room for a kernel at 16 MiB and more.
 pub const MIN_MEMORY: u64 = 32 << 20;
@@ -212,7 +217,8 @@ impl MemoryLayout {
     }
 
     /// Whether the page at `gpa` is free guest-physical space: no range,
-    /// no local or I/O APIC, below [`MAX_GUEST_PHYS`]. Grant frames placed
+    /// no local or I/O APIC, none of KVM's private pages, below
+    /// [`MAX_GUEST_PHYS`]. Grant frames placed
     /// outside RAM must land on such pages.
     pub fn is_free_page(&self, gpa: u64) -> bool {
         if gpa % PAGE_SIZE != 0 || gpa >= MAX_GUEST_PHYS {
@@ -223,6 +229,7 @@ impl MemoryLayout {
         !self.ranges().iter().any(|r| overlaps(r.addr, r.size))
             && !overlaps(LAPIC_ADDR, PAGE_SIZE)
             && !overlaps(IOAPIC_ADDR, PAGE_SIZE)
+            && !overlaps(KVM_PRIVATE.0, KVM_PRIVATE.1)
     }
 
     /// The guest's memory map (e820 types), sorted, for `hvm_start_info`
@@ -348,6 +355,13 @@ mod tests {
         assert!(!l.is_free_page((3 << 30) + 1), "unaligned");
         assert!(l.is_free_page((5 << 30) + 0x1000), "above RAM");
         assert!(!l.is_free_page(MAX_GUEST_PHYS));
+        for p in 0..4 {
+            assert!(
+                !l.is_free_page(KVM_TSS_ADDR - PAGE_SIZE + p * PAGE_SIZE),
+                "KVM's TSS and identity map"
+            );
+        }
+        assert!(l.is_free_page(KVM_TSS_ADDR + 3 * PAGE_SIZE));
         assert!(!l.is_free_page(!0xfff));
         assert_eq!(l.file_offset_of(0x1234), Some(0x1234));
         assert_eq!(

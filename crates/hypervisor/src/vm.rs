@@ -22,7 +22,7 @@ use crate::memory::GuestRam;
 
 /// Where KVM puts the TSS it needs on Intel (three pages in the MMIO hole,
 /// clear of the special pages and the local APIC).
-const TSS_ADDR: usize = 0xfffb_d000;
+const TSS_ADDR: usize = crate::layout::KVM_TSS_ADDR as usize;
 /// I/O APIC routes reserved by the split irqchip (none are used: the
 /// guest has no I/O APIC, but KVM wants the number).
 const SPLIT_IRQCHIP_ROUTES: u64 = 24;

@@ -1608,11 +1608,50 @@ fn vcpu_runstate_and_time_areas_are_translated() {
                 op: make(u64::MAX)
             }]
         );
-        for (addr, err) in [(UNMAPPED, XEN_EFAULT), (DIRECT + 0x5_0ff0, XEN_EINVAL)] {
-            h.put(ARG, &vcpu_register_runstate_memory_area { addr });
-            let o = h.call(__HYPERVISOR_vcpu_op, &[cmd, 0, ARG]);
-            assert_eq!((o.ret, o.effects), (neg(err), vec![]), "addr {addr:#x}");
+        h.put(ARG, &vcpu_register_runstate_memory_area { addr: UNMAPPED });
+        let o = h.call(__HYPERVISOR_vcpu_op, &[cmd, 0, ARG]);
+        assert_eq!((o.ret, o.effects), (neg(XEN_EFAULT), vec![]));
+        // Across a page: the runstate area when the next page follows
+        // physically (as KVM takes it), never the time area.
+        h.put(
+            ARG,
+            &vcpu_register_runstate_memory_area {
+                addr: DIRECT + 0x5_0ff0,
+            },
+        );
+        let o = h.call(__HYPERVISOR_vcpu_op, &[cmd, 0, ARG]);
+        if cmd == VCPUOP_register_runstate_memory_area {
+            assert_eq!(
+                (o.ret, o.effects),
+                (
+                    0,
+                    vec![Effect::Vcpu {
+                        vcpu: 0,
+                        op: make(0x5_0ff0)
+                    }]
+                )
+            );
+        } else {
+            assert_eq!((o.ret, o.effects), (neg(XEN_EINVAL), vec![]));
         }
+        // A virtual page whose successor is elsewhere in RAM.
+        h.g.map(0x7000_0000, 0x9_0000);
+        h.g.map(0x7000_1000, 0x3_0000);
+        h.put(
+            ARG,
+            &vcpu_register_runstate_memory_area { addr: 0x7000_0ff0 },
+        );
+        let o = h.call(__HYPERVISOR_vcpu_op, &[cmd, 0, ARG]);
+        assert_eq!((o.ret, o.effects), (neg(XEN_EINVAL), vec![]));
+        // Or not mapped at all.
+        h.put(
+            ARG,
+            &vcpu_register_runstate_memory_area {
+                addr: DIRECT + RAM - 0x10,
+            },
+        );
+        let o = h.call(__HYPERVISOR_vcpu_op, &[cmd, 0, ARG]);
+        assert_eq!((o.ret, o.effects), (neg(XEN_EFAULT), vec![]));
         assert_eq!(
             h.call(__HYPERVISOR_vcpu_op, &[cmd, 0, UNMAPPED]).ret,
             neg(XEN_EFAULT)

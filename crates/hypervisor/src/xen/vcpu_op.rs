@@ -56,8 +56,22 @@ impl XenDomain {
                     kvm_xen::KVM_XEN_INVALID_GPA
                 } else {
                     let gpa = g.translate(a.addr).map_err(|_| XEN_EFAULT)?;
-                    // KVM needs the area inside one page.
-                    if gpa % PAGE_SIZE + size > PAGE_SIZE || !g.is_memory(gpa, size) {
+                    let first = PAGE_SIZE - gpa % PAGE_SIZE;
+                    if size > first {
+                        // Xen takes areas that cross a page. KVM does for the
+                        // runstate area only, and only when the rest lies in
+                        // the next guest-physical page; the time area must fit
+                        // in one page.
+                        let rest = a
+                            .addr
+                            .checked_add(first)
+                            .ok_or(XEN_EFAULT)
+                            .and_then(|va| g.translate(va).map_err(|_| XEN_EFAULT))?;
+                        if cmd != VCPUOP_register_runstate_memory_area || rest != gpa + first {
+                            return Err(XEN_EINVAL);
+                        }
+                    }
+                    if !g.is_memory(gpa, size) {
                         return Err(XEN_EINVAL);
                     }
                     gpa
