@@ -107,6 +107,8 @@ pub struct MemInfo {
     pub total_kib: u64,
     /// `MemAvailable` (what a new domain can still get without swapping).
     pub available_kib: u64,
+    /// `MemFree`.
+    pub free_kib: u64,
 }
 
 /// Reads `/proc/meminfo`.
@@ -133,6 +135,7 @@ pub fn parse_meminfo(text: &str) -> MemInfo {
         match key {
             "MemTotal:" => m.total_kib = v,
             "MemAvailable:" => m.available_kib = v,
+            "MemFree:" => m.free_kib = v,
             _ => {}
         }
     }
@@ -296,6 +299,125 @@ pub fn cpu_topology_counts() -> (u32, u32) {
     (threads, (package / threads).max(1))
 }
 
+/// One CPU's place, as `xl info -n` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuPlace {
+    /// The CPU's number.
+    pub cpu: u32,
+    /// `topology/core_id`.
+    pub core: u32,
+    /// `topology/physical_package_id`.
+    pub socket: u32,
+    /// The NUMA node holding it.
+    pub node: u32,
+}
+
+/// One NUMA node's memory and distances, as `xl info -n` prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeMemory {
+    /// The node's number.
+    pub node: u32,
+    /// `MemTotal` of the node, in KiB.
+    pub total_kib: u64,
+    /// `MemFree` of the node, in KiB.
+    pub free_kib: u64,
+    /// The node's distances to every node (10 = local).
+    pub distances: Vec<u32>,
+}
+
+/// The host's NUMA picture, read from a sysfs tree rooted at `sysfs` (with
+/// `meminfo` the host's `/proc/meminfo`, for a host without node directories).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumaInfo {
+    /// Every online CPU.
+    pub cpus: Vec<CpuPlace>,
+    /// PCI devices with a known node: (`seg:bus:dev.fn`, node).
+    pub devices: Vec<(String, u32)>,
+    /// Every node.
+    pub nodes: Vec<NodeMemory>,
+}
+
+/// Reads [`NumaInfo`] from `sysfs`; a host without `devices/system/node`
+/// is one node 0 with all of `meminfo` and distance 10.
+pub fn read_numa_info_from(sysfs: &Path, meminfo: &MemInfo) -> Result<NumaInfo, HostError> {
+    let topo = read_cpu_topology_from(sysfs)?;
+    let online = read_cpu_list(&sysfs.join("devices/system/cpu/online"))?;
+    let read_u32 = |p: PathBuf| -> Option<u32> { fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let cpus = online
+        .iter()
+        .map(|cpu| {
+            let t = sysfs.join(format!("devices/system/cpu/cpu{cpu}/topology"));
+            CpuPlace {
+                cpu,
+                core: read_u32(t.join("core_id")).unwrap_or(cpu),
+                socket: read_u32(t.join("physical_package_id")).unwrap_or(0),
+                node: topo
+                    .nodes
+                    .iter()
+                    .position(|m| m.test(cpu))
+                    .map_or(0, |n| n as u32),
+            }
+        })
+        .collect();
+
+    let mut devices = Vec::new();
+    if let Ok(entries) = fs::read_dir(sysfs.join("bus/pci/devices")) {
+        for e in entries.flatten() {
+            let numa = fs::read_to_string(e.path().join("numa_node")).unwrap_or_default();
+            if let Ok(node) = numa.trim().parse::<u32>() {
+                devices.push((e.file_name().to_string_lossy().into_owned(), node));
+            }
+        }
+    }
+    devices.sort();
+
+    let node_dir = sysfs.join("devices/system/node");
+    let mut nodes = Vec::new();
+    for (n, _) in topo.nodes.iter().enumerate() {
+        let dir = node_dir.join(format!("node{n}"));
+        let Ok(text) = fs::read_to_string(dir.join("meminfo")) else {
+            continue;
+        };
+        // "Node 0 MemTotal:       16315800 kB"
+        let field = |name: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.split_whitespace().last() == Some(name))
+                .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let distances = fs::read_to_string(dir.join("distance"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        nodes.push(NodeMemory {
+            node: n as u32,
+            total_kib: field("MemTotal"),
+            free_kib: field("MemFree"),
+            distances,
+        });
+    }
+    if nodes.is_empty() {
+        nodes.push(NodeMemory {
+            node: 0,
+            total_kib: meminfo.total_kib,
+            free_kib: meminfo.free_kib,
+            distances: vec![10],
+        });
+    }
+    Ok(NumaInfo {
+        cpus,
+        devices,
+        nodes,
+    })
+}
+
+/// The host's [`NumaInfo`].
+pub fn read_numa_info() -> Result<NumaInfo, HostError> {
+    read_numa_info_from(Path::new("/sys"), &read_meminfo()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +446,71 @@ mod tests {
         assert_eq!(t.nr_cpus, 8);
         assert_eq!(t.nodes.len(), 2);
         assert_eq!(t.nodes[1].to_string(), "4-7");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn numa_tables_from_sysfs() {
+        let root = fake_sysfs("numa-n", "0-3\n", &[(0, "0-1\n"), (1, "2-3\n")]);
+        let cpu = root.join("devices/system/cpu");
+        fs::write(cpu.join("online"), "0-2\n").unwrap();
+        for (c, core, socket) in [(0, 0, 0), (1, 1, 0), (2, 0, 1)] {
+            let t = cpu.join(format!("cpu{c}/topology"));
+            fs::create_dir_all(&t).unwrap();
+            fs::write(t.join("core_id"), format!("{core}\n")).unwrap();
+            fs::write(t.join("physical_package_id"), format!("{socket}\n")).unwrap();
+        }
+        for (n, total, free, dist) in [
+            (0, 2_097_152, 1_048_576, "10 21"),
+            (1, 1_048_576, 524_288, "21 10"),
+        ] {
+            let d = root.join(format!("devices/system/node/node{n}"));
+            fs::write(
+                d.join("meminfo"),
+                format!("Node {n} MemTotal:  {total} kB\nNode {n} MemFree:   {free} kB\n"),
+            )
+            .unwrap();
+            fs::write(d.join("distance"), format!("{dist}\n")).unwrap();
+        }
+        let pci = root.join("bus/pci/devices");
+        for (dev, node) in [("0000:00:1f.2", "1"), ("0000:00:01.0", "-1")] {
+            fs::create_dir_all(pci.join(dev)).unwrap();
+            fs::write(pci.join(dev).join("numa_node"), format!("{node}\n")).unwrap();
+        }
+        let n = read_numa_info_from(&root, &MemInfo::default()).unwrap();
+        assert_eq!(
+            crate::info::render_numa(&n),
+            "cpu_topology           :\n\
+             cpu:    core    socket     node\n\
+             \x20 0:       0        0        0\n\
+             \x20 1:       1        0        0\n\
+             \x20 2:       0        1        1\n\
+             device topology        :\n\
+             device           node\n\
+             0000:00:1f.2      1\n\
+             numa_info              :\n\
+             node:    memsize    memfree    distances\n\
+             \x20  0:      2048       1024      10,21\n\
+             \x20  1:      1024        512      21,10\n"
+        );
+        // Without node directories: one node with the host's memory.
+        fs::remove_dir_all(root.join("devices/system/node")).unwrap();
+        fs::remove_dir_all(&pci).unwrap();
+        let mem = MemInfo {
+            total_kib: 4 << 20,
+            available_kib: 0,
+            free_kib: 3 << 20,
+        };
+        let n = read_numa_info_from(&root, &mem).unwrap();
+        let text = crate::info::render_numa(&n);
+        assert!(
+            text.contains("No device topology data available\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("   0:      4096       3072      10\n"),
+            "{text}"
+        );
         fs::remove_dir_all(root).unwrap();
     }
 
@@ -365,7 +552,8 @@ mod tests {
             m,
             MemInfo {
                 total_kib: 16384000,
-                available_kib: 8192000
+                available_kib: 8192000,
+                free_kib: 1
             }
         );
         let t = parse_cpu_times(

@@ -151,6 +151,37 @@ fn hw_caps() -> [u32; 8] {
     [0; 8]
 }
 
+/// The CPU, device and NUMA tables `xl info -n` prints between the host's
+/// fields and the hypervisor's, in Xen's format.
+pub fn render_numa(n: &host::NumaInfo) -> String {
+    let mut out = String::from("cpu_topology           :\ncpu:    core    socket     node\n");
+    for c in &n.cpus {
+        out += &format!(
+            "{:3}:    {:4}     {:4}     {:4}\n",
+            c.cpu, c.core, c.socket, c.node
+        );
+    }
+    out += "device topology        :\ndevice           node\n";
+    for (dev, node) in &n.devices {
+        out += &format!("{dev}      {node}\n");
+    }
+    if n.devices.is_empty() {
+        out += "No device topology data available\n";
+    }
+    out += "numa_info              :\nnode:    memsize    memfree    distances\n";
+    for m in &n.nodes {
+        let d: Vec<String> = m.distances.iter().map(u32::to_string).collect();
+        out += &format!(
+            "{:4}:    {:6}     {:6}      {}\n",
+            m.node,
+            m.total_kib / 1024,
+            m.free_kib / 1024,
+            d.join(",")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

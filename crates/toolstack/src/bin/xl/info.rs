@@ -218,11 +218,7 @@ pub fn main_vm_list(_g: &Globals, argv: &[String]) -> u8 {
 
 /// `xl info`'s options.
 pub const INFO_OPTIONS: &[OptSpec] = &[
-    opt(
-        'n',
-        "numa",
-        "Also print the CPU and NUMA topology (not in rxen yet).",
-    ),
+    opt('n', "numa", "Also print the CPU, device and NUMA topology."),
     opt('x', "xenstore", "Also print xenstored's features."),
     HELP,
 ];
@@ -233,20 +229,35 @@ pub fn main_info(_g: &Globals, argv: &[String]) -> u8 {
         Ok(m) => m,
         Err(rc) => return rc,
     };
-    if m.has('n') {
-        eprintln!("xl: info -n: rxen does not print NUMA details yet");
-        return 1;
-    }
     // As Xen's xl, this needs the toolstack (and so xenstored) even though it reads
     // nothing from the store.
     if let Err(rc) = open_toolstack() {
         return rc;
     }
     let fields = info::fields(m.has('x').then_some(0));
-    print_stdout(&info::render(
-        &fields,
-        m.operands.first().map(String::as_str),
-    ))
+    if !m.has('n') {
+        return print_stdout(&info::render(
+            &fields,
+            m.operands.first().map(String::as_str),
+        ));
+    }
+    // As Xen's: the host's fields, the topology and NUMA tables, then the
+    // hypervisor's fields; a field name given with -n is ignored.
+    let numa = match toolstack::host::read_numa_info() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("xl: info -n: {e}");
+            return 1;
+        }
+    };
+    let split = fields
+        .iter()
+        .position(|(k, _)| *k == "xen_major")
+        .unwrap_or(fields.len());
+    let mut out = info::render(&fields[..split], None);
+    out += &info::render_numa(&numa);
+    out += &info::render(&fields[split..], None);
+    print_stdout(&out)
 }
 
 /// `xl domid <DomainName>`.
