@@ -21,12 +21,9 @@
 # Slow (each boot takes tens of seconds in the lab): not in the default
 # scenario list; run it with `tests/lab/run bench-boot`.
 
-export XENSTORED_PATH=$SCRATCH/xenstored.sock
-export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
-"$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
-xsd=$!
+source "$REPO/tests/lab/lib.sh"
+start_xenstored
 trap 'kill $xsd 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
 python3 - "$RXEN_BIN" "$REPO/lab/qemu-xen-peer" "$RXEN_GUEST_VMLINUX" "$RXEN_GUEST_KERNEL" \
     "$RXEN_INITRD_PVH_BOOT" "${RXEN_BENCH_RUNS:-3}" <<'PY'

@@ -1,12 +1,10 @@
 # The main job (demo/run): xl create a guest, show it in xl list, attach its
 # console until it powers off, show that it is gone. Not in the default
 # scenario list (tests/lab/run demo runs it); xl-lifecycle asserts the same flow.
-export XENSTORED_PATH=$SCRATCH/xenstored.sock RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
+source "$REPO/tests/lab/lib.sh"
 export PATH=$RXEN_BIN:$PATH
-xenstored -N --no-persist 2>"$SCRATCH/xenstored.log" &
-xsd=$!
+start_xenstored
 trap 'xl destroy demo >/dev/null 2>&1 || true; kill $xsd 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
 run() { echo; echo "# $*"; "$@"; }
 run xl create -p "$REPO/demo/demo.cfg" "kernel=\"$RXEN_GUEST_KERNEL\"" "ramdisk=\"$RXEN_INITRD_DEMO\""

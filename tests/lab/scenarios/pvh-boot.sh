@@ -11,13 +11,11 @@
 # is told (through the console socket) to power off, reboot or crash, one boot
 # each, and the domain process must exit 0 with that reason in `shutdown`.
 
-export XENSTORED_PATH=$SCRATCH/xenstored.sock
-export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
+source "$REPO/tests/lab/lib.sh"
 XS=$RXEN_BIN/xenstore
 [ -x "$RXEN_BIN/rxen-domain" ] || { echo "FAILED: no $RXEN_BIN/rxen-domain"; exit 1; }
 
-"$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
-xsd=$!
+start_xenstored
 pids=()
 finish() {
     status=$?
@@ -30,33 +28,13 @@ finish() {
     fi
 }
 trap finish EXIT
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
 ok() { echo "ok: $*"; }
 fail() { echo "FAILED: $*"; exit 1; }
 
 # boot DOMID NAME: start rxen-domain on a config.json like xl writes it.
 boot() {
-    local domid=$1 name=$2
-    mkdir -p "$RXEN_RUN_DIR/domain/$domid"
-    cat >"$RXEN_RUN_DIR/domain/$domid/config.json" <<JSON
-{
-    "c_info": { "type": "pvh", "name": "$name" },
-    "b_info": {
-        "max_vcpus": 2,
-        "avail_vcpus": [0, 1],
-        "max_memkb": 262144,
-        "target_memkb": 262144,
-        "kernel": "$RXEN_GUEST_KERNEL",
-        "ramdisk": "$RXEN_INITRD_PVH_BOOT",
-        "cmdline": "console=hvc0 earlyprintk=xen",
-        "type.pvh": {}
-    }
-}
-JSON
-    "$RXEN_BIN/rxen-domain" --domid "$domid" --config "$RXEN_RUN_DIR/domain/$domid/config.json" \
-        >"$SCRATCH/domain-$domid.log" 2>&1 &
-    pid=$!
+    start_domain "$1" "$2" "$RXEN_INITRD_PVH_BOOT" "console=hvc0 earlyprintk=xen"
     pids+=("$pid")
 }
 log() { echo "$RXEN_LOG_DIR/guest-$1.log"; }

@@ -56,33 +56,16 @@ sys.exit(1 if bad else 0)
 PY
 fi
 
-export XENSTORED_PATH=$SCRATCH/xenstored.sock
-export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
-"$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
-xsd=$!
+source "$REPO/tests/lab/lib.sh"
+start_xenstored
 trap 'kill $xsd 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
 runs=${RXEN_SOAK_RUNS:-6}
 bad=0
 for i in $(seq "$runs"); do
     domid=$i name=soak$i
-    mkdir -p "$RXEN_RUN_DIR/domain/$domid"
-    cat >"$RXEN_RUN_DIR/domain/$domid/config.json" <<JSON
-{
-    "c_info": { "type": "pvh", "name": "$name" },
-    "b_info": {
-        "max_vcpus": 2, "avail_vcpus": [0, 1],
-        "max_memkb": 262144, "target_memkb": 262144,
-        "kernel": "$RXEN_GUEST_KERNEL", "ramdisk": "$RXEN_INITRD_PVH_BOOT",
-        "cmdline": "console=hvc0 earlyprintk=xen", "type.pvh": {}
-    }
-}
-JSON
     t0=$(date +%s)
-    "$RXEN_BIN/rxen-domain" --domid "$domid" --config "$RXEN_RUN_DIR/domain/$domid/config.json" \
-        >"$SCRATCH/domain-$domid.log" 2>&1 &
-    pid=$!
+    start_domain "$domid" "$name" "$RXEN_INITRD_PVH_BOOT" "console=hvc0 earlyprintk=xen"
     log=$RXEN_LOG_DIR/guest-$name.log
     outcome=hang
     for _ in $(seq 1800); do

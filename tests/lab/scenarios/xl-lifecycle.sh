@@ -5,12 +5,10 @@
 # xl destroy. Runs rxen's own xenstored, on a socket in $SCRATCH.
 
 XL=$RXEN_BIN/xl
-export XENSTORED_PATH=$SCRATCH/xenstored.sock
-export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
+source "$REPO/tests/lab/lib.sh"
 [ -x "$RXEN_BIN/rxen-domain" ] || { echo "FAILED: no $RXEN_BIN/rxen-domain"; exit 1; }
 
-"$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
-xsd=$!
+start_xenstored
 finish() {
     status=$?
     for d in "$RXEN_RUN_DIR"/domain/*; do
@@ -24,7 +22,6 @@ finish() {
     fi
 }
 trap finish EXIT
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
 cat >"$SCRATCH/demo.cfg" <<CFG
 name = "demo"

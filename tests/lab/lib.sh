@@ -1,0 +1,40 @@
+# tests/lab/lib.sh: what the lab scenarios share; `source "$REPO/tests/lab/lib.sh"`.
+
+# start_xenstored: rxen's xenstored on a socket in $SCRATCH, with the domains'
+# runtime and log directories there too (exported for xl and rxen-domain);
+# its pid in $xsd. Fails if the socket does not appear within 10 s.
+start_xenstored() {
+    export XENSTORED_PATH=$SCRATCH/xenstored.sock
+    export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
+    "$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
+    xsd=$!
+    for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && return 0; sleep 0.1; done
+    echo "FAILED: xenstored did not start: $(cat "$SCRATCH/xenstored.log")"
+    return 1
+}
+
+# start_domain DOMID NAME INITRD CMDLINE: rxen-domain, run by hand as xl would
+# run it, on a config.json like xl writes (PVH, 2 vCPUs, 256 MiB, the lab's
+# guest kernel); its output in $SCRATCH/domain-DOMID.log, its pid in $pid.
+start_domain() {
+    local domid=$1 name=$2 initrd=$3 cmdline=$4
+    mkdir -p "$RXEN_RUN_DIR/domain/$domid"
+    cat >"$RXEN_RUN_DIR/domain/$domid/config.json" <<JSON
+{
+    "c_info": { "type": "pvh", "name": "$name" },
+    "b_info": {
+        "max_vcpus": 2,
+        "avail_vcpus": [0, 1],
+        "max_memkb": 262144,
+        "target_memkb": 262144,
+        "kernel": "$RXEN_GUEST_KERNEL",
+        "ramdisk": "$initrd",
+        "cmdline": "$cmdline",
+        "type.pvh": {}
+    }
+}
+JSON
+    "$RXEN_BIN/rxen-domain" --domid "$domid" --config "$RXEN_RUN_DIR/domain/$domid/config.json" \
+        >"$SCRATCH/domain-$domid.log" 2>&1 &
+    pid=$!
+}
