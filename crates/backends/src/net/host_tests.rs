@@ -182,7 +182,7 @@ fn bridged_vif_carries_ping_and_udp_both_ways() {
     let l = link("vif1.0");
     assert!(l.contains(" master xenbr0 ") && l.contains(",UP"), "{l}");
 
-    let gmac = Mac::generated(&UUID, 0);
+    let gmac = super::mac::generated(&UUID, 0);
     ip(&format!(
         "neigh add 169.254.10.2 lladdr {gmac} dev xenbr0 nud permanent"
     ));
@@ -348,7 +348,7 @@ fn routed_vif_gets_host_routes_and_carries_a_ping() {
 
     // The guest pings the host's address through the TAP (its gateway's
     // MAC is the TAP's, as proxy ARP would answer).
-    let gmac = Mac::generated(&UUID, 2);
+    let gmac = super::mac::generated(&UUID, 2);
     ip(&format!(
         "neigh add 169.254.21.7 lladdr {gmac} dev vif2.0 nud permanent"
     ));
@@ -578,7 +578,7 @@ fn netback_throughput() {
         ..Default::default()
     };
     hotplug(&mut SystemHost, &p, Action::Online, &dir).unwrap();
-    let gmac = Mac::generated(&UUID, 0);
+    let gmac = super::mac::generated(&UUID, 0);
     ip(&format!(
         "neigh add 169.254.10.2 lladdr {gmac} dev xenbr0 nud permanent"
     ));

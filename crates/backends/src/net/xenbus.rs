@@ -208,6 +208,100 @@ pub fn hotplug_online(
     Ok(res)
 }
 
+/// The MTU libxl assumes when `mtu=` is absent.
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// The XenStore nodes of one vif, as libxl writes them (`libxl_nic.c`,
+/// `docs/misc/xenstore-paths.pandoc`): names relative to the backend and
+/// frontend directories, and values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VifNodes {
+    /// Under `/local/domain/0/backend/vif/DOMID/DEVID` (dom0's, readable
+    /// by the guest).
+    pub backend: Vec<(&'static str, String)>,
+    /// Under `/local/domain/DOMID/device/vif/DEVID` (the guest's,
+    /// readable by dom0).
+    pub frontend: Vec<(&'static str, String)>,
+    /// Also under the frontend directory, but dom0's and only readable by
+    /// the guest (`mtu`).
+    pub frontend_ro: Vec<(&'static str, String)>,
+}
+
+/// The nodes the toolstack writes for `vif=` entry `nic` of domain
+/// `domid` (device number `devid`, guest address `mac`), served from dom0:
+/// the script as an absolute path (`vif-bridge` in [`XEN_SCRIPT_DIR`]
+/// unless `script=` says otherwise), `bridge` (default `xenbr0`), `ip`,
+/// `gatewaydev`, `rate` as `<bytes>,<microseconds>`, `mtu` when not 1500,
+/// and an empty `hotplug-status` (filled in by the hotplug step).
+///
+/// [`XEN_SCRIPT_DIR`]: super::hotplug::XEN_SCRIPT_DIR
+pub fn vif_nodes(
+    domid: xen_abi::DomId,
+    devid: u32,
+    nic: &xl_config::NicConfig,
+    mac: super::mac::Mac,
+) -> VifNodes {
+    use super::hotplug::{DEFAULT_BRIDGE, XEN_SCRIPT_DIR, script_path};
+    use crate::xenbus::{backend_path, frontend_path};
+    use xen_abi::io::xenbus::XenbusState;
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let mtu = u32::try_from(nic.mtu)
+        .ok()
+        .filter(|&m| m > 0)
+        .unwrap_or(DEFAULT_MTU);
+    let script = script_path(nic.script.as_deref(), Path::new(XEN_SCRIPT_DIR));
+    let mut backend = vec![
+        ("frontend", frontend_path("vif", domid, devid)),
+        ("frontend-id", domid.to_string()),
+        ("online", "1".to_owned()),
+        ("state", XenbusState::Initialising.to_string()),
+        ("script", script.display().to_string()),
+        ("mac", mac.to_string()),
+    ];
+    if let Some(ip) = nonempty(&nic.ip) {
+        backend.push(("ip", ip));
+    }
+    if let Some(g) = nonempty(&nic.gatewaydev) {
+        backend.push(("gatewaydev", g));
+    }
+    if nic.rate_interval_usecs > 0 {
+        backend.push((
+            "rate",
+            format!(
+                "{},{}",
+                nic.rate_bytes_per_interval, nic.rate_interval_usecs
+            ),
+        ));
+    }
+    if mtu != DEFAULT_MTU {
+        backend.push(("mtu", mtu.to_string()));
+    }
+    backend.extend([
+        (
+            "bridge",
+            nonempty(&nic.bridge).unwrap_or_else(|| DEFAULT_BRIDGE.to_owned()),
+        ),
+        ("handle", devid.to_string()),
+        ("type", "vif".to_owned()),
+        ("hotplug-status", String::new()),
+    ]);
+    VifNodes {
+        backend,
+        frontend: vec![
+            (
+                "backend",
+                backend_path(xen_abi::DomId::DOM0, "vif", domid, devid),
+            ),
+            ("backend-id", "0".to_owned()),
+            ("state", XenbusState::Initialising.to_string()),
+            ("handle", devid.to_string()),
+            ("mac", mac.to_string()),
+            ("trusted", u8::from(nic.trusted.unwrap_or(true)).to_string()),
+        ],
+        frontend_ro: vec![("mtu", mtu.to_string())],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -453,6 +547,77 @@ mod tests {
         assert_eq!(
             s.store.get(&format!("{}/hotplug-error", s.be)).as_deref(),
             Some("Could not find bridge device br-lab")
+        );
+    }
+
+    #[test]
+    fn libxl_node_layout() {
+        let get =
+            |v: &[(&str, String)], k: &str| v.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let mac: crate::net::mac::Mac = "00:16:3e:01:02:03".parse().unwrap();
+        let n = vif_nodes(DomId(3), 1, &xl_config::NicConfig::default(), mac);
+        let be = |k| get(&n.backend, k);
+        assert_eq!(
+            be("frontend").as_deref(),
+            Some("/local/domain/3/device/vif/1")
+        );
+        assert_eq!(be("frontend-id").as_deref(), Some("3"));
+        assert_eq!(be("online").as_deref(), Some("1"));
+        assert_eq!(be("state").as_deref(), Some("1"));
+        assert_eq!(be("script").as_deref(), Some("/etc/xen/scripts/vif-bridge"));
+        assert_eq!(be("bridge").as_deref(), Some("xenbr0"));
+        assert_eq!(be("mac").as_deref(), Some("00:16:3e:01:02:03"));
+        assert_eq!(be("handle").as_deref(), Some("1"));
+        assert_eq!(be("type").as_deref(), Some("vif"));
+        assert_eq!(be("hotplug-status").as_deref(), Some(""));
+        for absent in ["ip", "rate", "mtu", "gatewaydev"] {
+            assert_eq!(be(absent), None, "{absent}");
+        }
+        let fe = |k| get(&n.frontend, k);
+        assert_eq!(
+            fe("backend").as_deref(),
+            Some("/local/domain/0/backend/vif/3/1")
+        );
+        assert_eq!(fe("backend-id").as_deref(), Some("0"));
+        assert_eq!(fe("state").as_deref(), Some("1"));
+        assert_eq!(fe("handle").as_deref(), Some("1"));
+        assert_eq!(fe("mac").as_deref(), Some("00:16:3e:01:02:03"));
+        assert_eq!(fe("trusted").as_deref(), Some("1"));
+        assert_eq!(n.frontend_ro, vec![("mtu", "1500".to_owned())]);
+
+        let nic = xl_config::NicConfig {
+            script: Some("vif-route".into()),
+            ip: Some("169.254.7.2".into()),
+            rate_bytes_per_interval: 50_000,
+            rate_interval_usecs: 50_000,
+            mtu: 9000,
+            bridge: Some("br-lab".into()),
+            gatewaydev: Some("eth1".into()),
+            ..Default::default()
+        };
+        let n = vif_nodes(DomId(3), 0, &nic, mac);
+        let be = |k| get(&n.backend, k);
+        assert_eq!(be("script").as_deref(), Some("/etc/xen/scripts/vif-route"));
+        assert_eq!(be("ip").as_deref(), Some("169.254.7.2"));
+        assert_eq!(be("rate").as_deref(), Some("50000,50000"));
+        assert_eq!(be("mtu").as_deref(), Some("9000"));
+        assert_eq!(be("bridge").as_deref(), Some("br-lab"));
+        assert_eq!(be("gatewaydev").as_deref(), Some("eth1"));
+        assert_eq!(n.frontend_ro, vec![("mtu", "9000".to_owned())]);
+        // What the domain process reads back is what was asked for.
+        let store = MockStore::default();
+        let path = backend_path(DomId::DOM0, "vif", DomId(3), 0);
+        for (k, v) in &n.backend {
+            store.set(&format!("{path}/{k}"), v);
+        }
+        let p = vif_params(&mut store.clone(), &path, 3, 0, "vif3.0").unwrap();
+        assert_eq!(p.script.as_deref(), Some("/etc/xen/scripts/vif-route"));
+        assert_eq!(p.ip.as_deref(), Some("169.254.7.2"));
+        assert_eq!(p.mtu, Some(9000));
+        let rate = crate::net::rate::Rate::from_node(&be("rate").unwrap()).unwrap();
+        assert_eq!(
+            rate,
+            crate::net::rate::Rate::from_node("50000,50000").unwrap()
         );
     }
 }
