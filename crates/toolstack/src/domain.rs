@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
-use xl_config::{Bitmap, DomainConfig, Mac, Uuid};
+use xl_config::{Bitmap, DomainConfig, Uuid};
 
 use crate::control::{self, ControlError, ControlInfo};
 use crate::host;
@@ -603,11 +603,21 @@ impl Toolstack {
         let max = b.max_memkb.unwrap_or(DEFAULT_MEMKB);
         b.max_memkb = Some(max);
         b.target_memkb = Some(b.target_memkb.unwrap_or(max));
+        // Devids as libxl_device_nic_set_devids: unnumbered NICs after the
+        // highest number given. MACs not given are stable for the domain
+        // (docs/networking.md), unlike libxl's random ones.
+        let mut last = config.nics.iter().map(|n| n.devid).max().unwrap_or(-1);
+        let uuid = config.c_info.uuid.map(|u| u.0).unwrap_or_default();
         for nic in &mut config.nics {
+            if nic.devid < 0 {
+                last += 1;
+                nic.devid = last;
+            }
             if nic.mac.is_none() {
-                let mut r = [0u8; 3];
-                random_bytes(&mut r)?;
-                nic.mac = Some(Mac([0x00, 0x16, 0x3e, r[0] & 0x7f, r[1], r[2]]));
+                nic.mac = Some(backends::net::mac::generated(
+                    &uuid,
+                    nic.devid.unsigned_abs(),
+                ));
             }
         }
         Ok(())
@@ -724,6 +734,7 @@ impl Toolstack {
             start_time: format!("{}.{:02}", now.as_secs(), now.subsec_millis() / 10),
         })?;
         self.store.write_disks(domid, config)?;
+        self.store.write_nics(domid, config)?;
         Ok(())
     }
 
@@ -1195,9 +1206,10 @@ mod tests {
         assert_eq!(c.b_info.target_memkb, Some(DEFAULT_MEMKB));
         assert_eq!(c.b_info.max_vcpus, 1);
         assert_eq!(c.b_info.avail_vcpus.to_string(), "0");
-        let mac = c.nics[0].mac.unwrap().0;
-        assert_eq!(&mac[..3], &[0x00, 0x16, 0x3e]);
-        assert!(mac[3] < 0x80);
+        let mac = c.nics[0].mac.unwrap();
+        assert_eq!(&mac.0[..3], &[0x00, 0x16, 0x3e]);
+        assert_eq!(c.nics[0].devid, 0);
+        assert_eq!(mac, backends::net::mac::generated(&u.0, 0), "stable");
         // What the configuration says stays.
         let mut c2 = c.clone();
         c2.b_info.target_memkb = Some(1024);

@@ -522,23 +522,36 @@ impl Notes<'_> {
                     "rxen provides PV network interfaces only, no emulated NIC",
                 );
             }
-            if nic.script.is_some() {
-                note("script", "rxen runs no vif hotplug scripts");
-            }
-            if nic.ip.is_some() {
-                note(
-                    "ip",
-                    "it is only used by vif hotplug scripts, which rxen does not run",
+            // script=, ip=, gatewaydev=, mtu= and rate= are honoured by the domain
+            // process's netback and hotplug step (docs/networking.md).
+            if let Some(script) = nic.script.as_deref().filter(|s| !s.is_empty()) {
+                let path = backends::net::hotplug::script_path(
+                    Some(script),
+                    std::path::Path::new(backends::net::hotplug::XEN_SCRIPT_DIR),
                 );
+                if backends::net::hotplug::Builtin::for_script(&path).is_none() && !path.exists() {
+                    self.notices.push(Notice {
+                        at: at.clone(),
+                        key: "vif".to_owned(),
+                        kind: NoticeKind::Blocking,
+                        message: format!(
+                            "vif {}: script={script}: {} does not exist (rxen has built-in vif-bridge, vif-route and vif-nat)",
+                            nic.devid,
+                            path.display()
+                        ),
+                    });
+                }
             }
-            if nic.gatewaydev.is_some() {
-                note(
-                    "gatewaydev",
-                    "it is only used by vif hotplug scripts, which rxen does not run",
-                );
-            }
-            if nic.rate_interval_usecs != 0 {
-                note("rate", "rxen's network backend does not limit rates");
+            let mut note = |what: &str, reason: &str| {
+                self.notices.push(Notice {
+                    at: at.clone(),
+                    key: "vif".to_owned(),
+                    kind: NoticeKind::NotHonoured,
+                    message: format!("vif {}: {what} will not be honoured: {reason}", nic.devid),
+                })
+            };
+            if nic.ifname.is_some() {
+                note("vifname", "the host interface is always vifDOMID.DEVID");
             }
             if nic.backend_domname.is_some() {
                 note("backend", "dom0 serves every device");
@@ -670,8 +683,26 @@ mod tests {
         assert!(l.contains(&"Blocking t.cfg:5:2: disk xvdb: script=block-iscsi cannot be run: rxen runs no block hotplug scripts, so the target must be a file or block device".to_owned()));
         assert!(l.contains(&"NotHonoured t.cfg:5:24: disk xvdc: backend=dd will not be honoured: dom0 serves every device".to_owned()));
         assert!(l.contains(&"NotHonoured t.cfg:6:42: vif 1: model/type will not be honoured: rxen provides PV network interfaces only, no emulated NIC".to_owned()));
-        assert!(l.contains(&"NotHonoured t.cfg:6:42: vif 1: rate will not be honoured: rxen's network backend does not limit rates".to_owned()));
-        assert_eq!(l.len(), 7, "{l:#?}");
+        assert!(
+            !l.iter()
+                .any(|n| n.contains(": vif ") && !n.contains("model/type")),
+            "rate=, script=vif-nat and ip= are honoured: {l:#?}"
+        );
+        assert_eq!(l.len(), 4, "{l:#?}");
+    }
+
+    #[test]
+    fn vif_scripts_must_exist_unless_built_in() {
+        let p = plan(
+            "name='g'\ntype='pvh'\nkernel='/k'\nvif=['script=vif-route,ip=169.254.1.2', 'script=/nonexistent/vif-custom', 'vifname=web0']\n",
+        );
+        assert_eq!(
+            lines(&p),
+            [
+                "Blocking t.cfg:4:41: vif 1: script=/nonexistent/vif-custom: /nonexistent/vif-custom does not exist (rxen has built-in vif-bridge, vif-route and vif-nat)",
+                "NotHonoured t.cfg:4:75: vif 2: vifname will not be honoured: the host interface is always vifDOMID.DEVID",
+            ]
+        );
     }
 
     #[test]

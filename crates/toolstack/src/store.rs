@@ -21,6 +21,10 @@
 //! `backends::blk::xenbus::vbd_nodes`, which the domain process serves
 //! (`docs/domain-process.md`, "Devices").
 //!
+//! Each `vif=` gets libxl's nodes too (`libxl_nic.c`): `/local/domain/0/backend/vif/N/DEVID`
+//! (`n0 rN`) and `/local/domain/N/device/vif/DEVID` (`nN r0`, its `mtu` node `n0 rN`), laid
+//! out by `backends::net::xenbus::vif_nodes` with the MAC chosen at creation.
+//!
 //! `store/*` and `console/*` are the domain process's to write (it knows the ring and
 //! port). Domain-0's `name` and `domid` are written when missing, as Xen's `xen-init-dom0`
 //! does at boot.
@@ -34,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use backends::blk::xenbus::{VbdNodes, vbd_nodes, vdev_to_devid};
 use backends::blk::{DiskConfig, DiskFormat};
+use backends::net::xenbus::{VifNodes, vif_nodes};
 use backends::xenbus::{backend_path, frontend_path};
 use thiserror::Error;
 use xen_abi::DomId;
@@ -87,6 +92,43 @@ fn disk_config(d: &xl_config::DiskConfig) -> DiskConfig {
         readonly: d.readwrite == 0,
         cdrom: d.is_cdrom != 0,
     }
+}
+
+/// `owner` may do anything, `reader` read (libxl's device directory permissions).
+fn owner_reader(owner: u16, reader: u16) -> Perms {
+    Perms::from_vec(vec![
+        Perm::new(owner, Access::None),
+        Perm::new(reader, Access::Read),
+    ])
+    .expect("two entries")
+}
+
+/// Writes one vif's nodes in transaction `tx`: the backend directory dom0's, the frontend
+/// directory the guest's, its `mtu` dom0's again (libxl's read-only frontend node).
+fn write_vif(
+    tx: &mut xenstore::client::Transaction<'_>,
+    guest: u16,
+    devid: u32,
+    n: &VifNodes,
+) -> Result<(), ClientError> {
+    let be = backend_path(DomId::DOM0, "vif", DomId(guest), devid);
+    let fe = frontend_path("vif", DomId(guest), devid);
+    tx.write(&be, "")?;
+    tx.set_perms(&be, &owner_reader(0, guest))?;
+    for (k, v) in &n.backend {
+        tx.write(&format!("{be}/{k}"), v)?;
+    }
+    tx.write(&fe, "")?;
+    tx.set_perms(&fe, &owner_reader(guest, 0))?;
+    for (k, v) in &n.frontend {
+        tx.write(&format!("{fe}/{k}"), v)?;
+    }
+    for (k, v) in &n.frontend_ro {
+        let p = format!("{fe}/{k}");
+        tx.write(&p, v)?;
+        tx.set_perms(&p, &owner_reader(0, guest))?;
+    }
+    Ok(())
 }
 
 fn req(what: impl Into<String>) -> impl FnOnce(ClientError) -> StoreError {
@@ -371,6 +413,34 @@ impl Store {
                 Ok(())
             })
             .map_err(req(format!("laying out the disks of domain {domid}")))
+    }
+
+    /// Lays out the device nodes of domain `domid`'s network interfaces (see the module
+    /// documentation), in one transaction. Each NIC must have its devid and MAC chosen
+    /// ([`crate::Toolstack::set_defaults`]); those that have not are left out.
+    pub fn write_nics(&mut self, domid: u32, config: &DomainConfig) -> Result<(), StoreError> {
+        let guest = u16::try_from(domid).expect("guest domain ids fit in 16 bits");
+        let nics: Vec<(u32, VifNodes)> = config
+            .nics
+            .iter()
+            .filter_map(|n| {
+                let devid = u32::try_from(n.devid).ok()?;
+                Some((devid, vif_nodes(DomId(guest), devid, n, n.mac?)))
+            })
+            .collect();
+        if nics.is_empty() {
+            return Ok(());
+        }
+        self.xs
+            .transaction(|tx| {
+                for (devid, n) in &nics {
+                    write_vif(tx, guest, *devid, n)?;
+                }
+                Ok(())
+            })
+            .map_err(req(format!(
+                "laying out the network interfaces of domain {domid}"
+            )))
     }
 
     /// Removes every node of domain `domid`: its home, its `/vm` entry, `/libxl/N` and

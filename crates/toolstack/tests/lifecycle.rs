@@ -340,6 +340,68 @@ fn disks_are_laid_out_as_libxl_does() {
     assert_eq!(env.read(be), None, "backend nodes removed");
 }
 
+fn vifs_are_laid_out_as_libxl_does() {
+    let env = Env::new("vifs");
+    let cfg = env.config(
+        "netty",
+        "uuid = '5b0e3a2c-7a1f-4c61-9d4e-0123456789ab'\nvif = ['', 'mac=00:16:3e:0a:0b:0c,script=vif-route,ip=169.254.9.2,rate=1MB/s', 'devid=7,bridge=br-lab,mtu=9000']\n",
+    );
+    env.ok(&["create", &cfg]);
+    let be = "/local/domain/0/backend/vif/1";
+    let fe = "/local/domain/1/device/vif";
+    for (path, want) in [
+        (format!("{be}/0/frontend"), "/local/domain/1/device/vif/0"),
+        (format!("{be}/0/frontend-id"), "1"),
+        (format!("{be}/0/online"), "1"),
+        (format!("{be}/0/state"), "1"),
+        (format!("{be}/0/script"), "/etc/xen/scripts/vif-bridge"),
+        (format!("{be}/0/bridge"), "xenbr0"),
+        // backends::net::mac's stable address for this uuid and devid 0.
+        (format!("{be}/0/mac"), "00:16:3e:59:02:56"),
+        (format!("{be}/0/handle"), "0"),
+        (format!("{be}/0/type"), "vif"),
+        (format!("{be}/0/hotplug-status"), ""),
+        (format!("{be}/1/script"), "/etc/xen/scripts/vif-route"),
+        (format!("{be}/1/ip"), "169.254.9.2"),
+        (format!("{be}/1/mac"), "00:16:3e:0a:0b:0c"),
+        (format!("{be}/1/rate"), "50000,50000"),
+        (format!("{be}/7/bridge"), "br-lab"),
+        (format!("{be}/7/mtu"), "9000"),
+        (format!("{fe}/0/backend"), "/local/domain/0/backend/vif/1/0"),
+        (format!("{fe}/0/backend-id"), "0"),
+        (format!("{fe}/0/state"), "1"),
+        (format!("{fe}/0/handle"), "0"),
+        (format!("{fe}/0/mac"), "00:16:3e:59:02:56"),
+        (format!("{fe}/0/mtu"), "1500"),
+        (format!("{fe}/7/mtu"), "9000"),
+        (format!("{fe}/7/handle"), "7"),
+    ] {
+        assert_eq!(env.read(&path).as_deref(), Some(want), "{path}");
+    }
+    assert_eq!(env.read(&format!("{be}/0/rate")), None);
+    let mut xs = env.xs();
+    let perms = |xs: &mut Client, p: &str| {
+        xs.get_perms(p)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(perms(&mut xs, &format!("{be}/0")), "n0 r1");
+    assert_eq!(perms(&mut xs, &format!("{be}/0/mac")), "n0 r1");
+    assert_eq!(perms(&mut xs, &format!("{fe}/0")), "n1 r0");
+    assert_eq!(perms(&mut xs, &format!("{fe}/0/mac")), "n1 r0");
+    assert_eq!(
+        perms(&mut xs, &format!("{fe}/0/mtu")),
+        "n0 r1",
+        "the guest may not change its MTU node"
+    );
+    env.ok(&["destroy", "netty"]);
+    assert_eq!(env.read(be), None, "backend nodes removed");
+}
+
 fn errors_change_nothing() {
     let env = Env::new("errors");
     let cfg = env.config("demo", "");
@@ -917,6 +979,10 @@ const TESTS: &[(&str, fn())] = &[
         create_list_pause_unpause_destroy,
     ),
     ("errors_change_nothing", errors_change_nothing),
+    (
+        "vifs_are_laid_out_as_libxl_does",
+        vifs_are_laid_out_as_libxl_does,
+    ),
     (
         "disks_are_laid_out_as_libxl_does",
         disks_are_laid_out_as_libxl_does,
