@@ -39,7 +39,7 @@ use crate::xen::gnttab::FrameBacking;
 
 /// dom0's port numbers for backends start here (what `EVTCHNOP_status`
 /// reports as the remote port; 1 and 2 are xenstored's and the console's).
-const BACKEND_PORT_BASE: u32 = 16;
+pub(crate) const BACKEND_PORT_BASE: u32 = 16;
 
 /// Errors of starting a disk.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ pub enum BlkbackError {
 
 /// The guest's grant table and RAM as seen from this process.
 #[derive(Debug)]
-pub struct DomainPages(Arc<Shared>);
+pub struct DomainPages(pub(crate) Arc<Shared>);
 
 // SAFETY: every pointer comes from the guest memory mappings of
 // `Shared::ram` (the RAM ranges' `GuestMemoryMmap` and the grant area's
@@ -138,9 +138,9 @@ unsafe impl GuestPages for DomainPages {
 /// Binds the guest's blkfront ports to one disk's eventfd.
 #[derive(Debug)]
 pub struct DomainEvents {
-    shared: Arc<Shared>,
-    eventfd: Arc<EventFd>,
-    backend_port: u32,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) eventfd: Arc<EventFd>,
+    pub(crate) backend_port: u32,
 }
 
 /// A bound port: raising it notifies the guest.
@@ -190,9 +190,9 @@ impl EventChannels for DomainEvents {
 
 /// XenStore for the handshake: reads and writes on one connection,
 /// watches on another (whose events a thread waits for).
-struct XsStore<'a> {
-    ops: &'a mut Client,
-    watch: Option<&'a mut Client>,
+pub(crate) struct XsStore<'a> {
+    pub(crate) ops: &'a mut Client,
+    pub(crate) watch: Option<&'a mut Client>,
 }
 
 fn store_err(op: &'static str, path: &str, e: impl std::fmt::Display) -> StoreError {

@@ -46,6 +46,9 @@ pub enum ConfigError {
     /// Two disks with one device number.
     #[error("disk {0}: another disk has the same device number")]
     DiskDuplicate(String),
+    /// Two network interfaces with one device number.
+    #[error("vif {0}: another vif has the same device number")]
+    NicDuplicate(u32),
     /// A disk the block backend cannot serve.
     #[error("disk {vdev}: {why}")]
     Disk {
@@ -113,6 +116,17 @@ impl DiskSpec {
     }
 }
 
+/// A network interface the domain process serves (`vif=`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NicSpec {
+    /// Its device number (the XenStore directory name, `vif<domid>.<devid>`).
+    pub devid: u32,
+    /// The guest's address: `mac=`, else the stable generated one.
+    pub mac: backends::net::mac::Mac,
+    /// The entry as configured (what its XenStore nodes are made of).
+    pub config: xl_config::NicConfig,
+}
+
 /// The domain to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainSpec {
@@ -136,6 +150,8 @@ pub struct DomainSpec {
     pub max_grant_frames: u32,
     /// `disk=`: the virtual disks, served by blkback in this process.
     pub disks: Vec<DiskSpec>,
+    /// `vif=`: the network interfaces, served by netback in this process.
+    pub nics: Vec<NicSpec>,
 }
 
 impl DomainSpec {
@@ -188,13 +204,37 @@ impl DomainSpec {
             }
             disks.push(d);
         }
+        let uuid = c.c_info.uuid.map(|u| u.0).unwrap_or_default();
+        // Unnumbered vifs (a config.json not written by xl create) are
+        // numbered as libxl does: after the highest number given.
+        let mut last = c.nics.iter().map(|n| n.devid).max().unwrap_or(-1);
+        let mut nics: Vec<NicSpec> = Vec::new();
+        for n in &c.nics {
+            let devid = if n.devid < 0 {
+                last += 1;
+                last
+            } else {
+                n.devid
+            }
+            .unsigned_abs();
+            if nics.iter().any(|o| o.devid == devid) {
+                return Err(ConfigError::NicDuplicate(devid));
+            }
+            nics.push(NicSpec {
+                devid,
+                mac: n
+                    .mac
+                    .unwrap_or_else(|| backends::net::mac::generated(&uuid, devid)),
+                config: n.clone(),
+            });
+        }
         Ok(Self {
             name: c
                 .c_info
                 .name
                 .clone()
                 .unwrap_or_else(|| "rxen-guest".to_owned()),
-            uuid: c.c_info.uuid.map(|u| u.0).unwrap_or_default(),
+            uuid,
             memory,
             vcpus,
             affinity,
@@ -203,6 +243,7 @@ impl DomainSpec {
             cmdline: b.cmdline.clone().unwrap_or_default(),
             max_grant_frames: b.max_grant_frames.unwrap_or(DEFAULT_MAX_GRANT_FRAMES),
             disks,
+            nics,
         })
     }
 }
@@ -385,6 +426,40 @@ mod tests {
             let e = DomainSpec::from_config(&c).unwrap_err().to_string();
             assert!(e.contains(want), "{spec}: {e}");
         }
+    }
+
+    #[test]
+    fn nics_numbered_and_addressed() {
+        let c = parse(
+            "name=\"g\"\nkernel=\"/k\"\nmemory=64\nuuid=\"5b0e3a2c-7a1f-4c61-9d4e-0123456789ab\"\nvif=['', 'mac=00:16:3e:0a:0b:0c,script=vif-route,ip=169.254.1.2', 'devid=7']\n",
+        );
+        let s = DomainSpec::from_config(&c).unwrap();
+        let got: Vec<_> = s
+            .nics
+            .iter()
+            .map(|n| (n.devid, n.mac.to_string(), n.config.script.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, "00:16:3e:59:02:56".to_owned(), None),
+                (
+                    1,
+                    "00:16:3e:0a:0b:0c".to_owned(),
+                    Some("vif-route".to_owned())
+                ),
+                (
+                    7,
+                    backends::net::mac::generated(&s.uuid, 7).to_string(),
+                    None
+                ),
+            ]
+        );
+        let c = parse("name=\"g\"\nkernel=\"/k\"\nmemory=64\nvif=['devid=1', 'devid=1']\n");
+        assert_eq!(
+            DomainSpec::from_config(&c).unwrap_err().to_string(),
+            "vif 1: another vif has the same device number"
+        );
     }
 
     #[test]

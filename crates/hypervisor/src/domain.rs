@@ -347,6 +347,9 @@ pub enum DomainError {
     /// A virtual disk could not be served.
     #[error("serving a virtual disk failed")]
     Disk(#[source] crate::blkback::BlkbackError),
+    /// A network interface could not be served.
+    #[error("serving a network interface failed")]
+    Nic(#[source] crate::netback::NetbackError),
     /// The domain ended because of a failure of this process.
     #[error("the domain process failed: {0}")]
     Failed(String),
@@ -371,6 +374,7 @@ pub struct Domain {
     io: crate::io::Io,
     runtime_dir: PathBuf,
     disks: Vec<crate::blkback::DiskHandle>,
+    nics: Vec<crate::netback::NicHandle>,
 }
 
 impl Domain {
@@ -547,6 +551,17 @@ impl Domain {
             .map(|(i, d)| crate::blkback::spawn(shared.clone(), i as u32, d))
             .collect::<Result<Vec<_>, _>>()
             .map_err(DomainError::Disk)?;
+        // Network interfaces: TAP, hotplug step and handshake, likewise.
+        let mut nics = Vec::new();
+        for (i, n) in shared.spec.nics.iter().enumerate() {
+            match crate::netback::spawn(shared.clone(), (disks.len() + i) as u32, n) {
+                Ok(h) => nics.push(h),
+                Err(e) => {
+                    nics.into_iter().for_each(crate::netback::NicHandle::stop);
+                    return Err(DomainError::Nic(e));
+                }
+            }
+        }
         let control = bind(&runtime_dir.join("control"))?;
         let console = bind(&runtime_dir.join("console"))?;
         let io = crate::io::Io::new(shared.clone(), log, relay, control, console)
@@ -565,6 +580,7 @@ impl Domain {
             io,
             runtime_dir,
             disks,
+            nics,
         })
     }
 
@@ -617,6 +633,9 @@ impl Domain {
         // disk) before its memory goes.
         for d in self.disks {
             d.stop();
+        }
+        for n in self.nics {
+            n.stop();
         }
         // Nothing in KVM may write to guest memory after the process lets
         // go of it (its memfd closes before the VM on exit): detach

@@ -23,6 +23,7 @@ pub mod domain;
 pub mod io;
 pub mod layout;
 pub mod memory;
+pub mod netback;
 pub mod store;
 pub mod vcpus;
 pub mod vm;
