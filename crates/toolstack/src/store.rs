@@ -46,6 +46,28 @@ use xenstore::client::{Client, ClientError};
 use xenstore::perms::{Access, Perm, Perms};
 use xl_config::DomainConfig;
 
+/// One network interface of a domain, as `xl network-list` shows it; -1 for a value
+/// the frontend has not written (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicInfo {
+    /// The device number.
+    pub devid: u32,
+    /// The backend's domain.
+    pub backend_id: i64,
+    /// The guest's address.
+    pub mac: Option<xl_config::Mac>,
+    /// The frontend's XenbusState.
+    pub state: i64,
+    /// The frontend's event channel.
+    pub evtch: i64,
+    /// The TX ring's grant reference.
+    pub tx_ring_ref: i64,
+    /// The RX ring's grant reference.
+    pub rx_ring_ref: i64,
+    /// The backend directory.
+    pub backend: String,
+}
+
 /// The name of domain 0.
 pub const DOM0_NAME: &str = "Domain-0";
 
@@ -441,6 +463,57 @@ impl Store {
             .map_err(req(format!(
                 "laying out the network interfaces of domain {domid}"
             )))
+    }
+
+    /// Domain `domid`'s network interfaces as `xl network-list` shows them (libxl's
+    /// `libxl_device_nic_getinfo`), by devid: the frontend directory's `backend`,
+    /// `backend-id`, `state`, `event-channel` and ring references, and the backend's `mac`.
+    pub fn nics(&mut self, domid: u32) -> Result<Vec<NicInfo>, StoreError> {
+        let dir = format!("{}/device/vif", dom_path(domid));
+        let mut devids: Vec<u32> = match self.xs.directory(&dir) {
+            Ok(d) => d.iter().filter_map(|n| n.parse().ok()).collect(),
+            Err(e) if e.is_enoent() => return Ok(Vec::new()),
+            Err(e) => return Err(req(format!("listing {dir}"))(e)),
+        };
+        devids.sort_unstable();
+        let mut out = Vec::new();
+        for devid in devids {
+            let fe = format!("{dir}/{devid}");
+            let keys = [
+                "backend",
+                "backend-id",
+                "state",
+                "event-channel",
+                "tx-ring-ref",
+                "rx-ring-ref",
+                "mac",
+            ];
+            let v =
+                self.read_many(&keys.iter().map(|k| format!("{fe}/{k}")).collect::<Vec<_>>())?;
+            let Some(backend) = v[0].clone() else {
+                continue;
+            };
+            let num = |i: usize| -> i64 {
+                v[i].as_deref()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(-1)
+            };
+            let mac = match self.read(&format!("{backend}/mac"))? {
+                Some(m) => Some(m),
+                None => v[6].clone(),
+            };
+            out.push(NicInfo {
+                devid,
+                backend_id: num(1),
+                mac: mac.and_then(|m| m.parse().ok()),
+                state: num(2),
+                evtch: num(3),
+                tx_ring_ref: num(4),
+                rx_ring_ref: num(5),
+                backend,
+            });
+        }
+        Ok(out)
     }
 
     /// Removes every node of domain `domid`: its home, its `/vm` entry, `/libxl/N` and

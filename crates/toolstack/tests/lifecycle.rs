@@ -389,6 +389,33 @@ fn vifs_are_laid_out_as_libxl_does() {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // xl network-list, before the guest's netfront has written anything and after.
+    let list = env.ok(&["network-list", "netty"]);
+    let lines: Vec<&str> = list.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines,
+        [
+            "Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path",
+            "0   0  00:16:3e:59:02:56     0     1     -1    -1/-1          /local/domain/0/backend/vif/1/0",
+            "1   0  00:16:3e:0a:0b:0c     1     1     -1    -1/-1          /local/domain/0/backend/vif/1/1",
+            "7   0  00:16:3e:79:12:52     7     1     -1    -1/-1          /local/domain/0/backend/vif/1/7",
+        ]
+    );
+    for (k, v) in [
+        ("state", "4"),
+        ("event-channel", "9"),
+        ("tx-ring-ref", "768"),
+        ("rx-ring-ref", "769"),
+    ] {
+        xs.write(&format!("{fe}/0/{k}"), v).unwrap();
+    }
+    let list = env.ok(&["network-list", "1"]);
+    assert_eq!(
+        list.lines().nth(1).map(str::trim_end),
+        Some(
+            "0   0  00:16:3e:59:02:56     0     4      9   768/769         /local/domain/0/backend/vif/1/0"
+        )
+    );
     assert_eq!(perms(&mut xs, &format!("{be}/0")), "n0 r1");
     assert_eq!(perms(&mut xs, &format!("{be}/0/mac")), "n0 r1");
     assert_eq!(perms(&mut xs, &format!("{fe}/0")), "n1 r0");

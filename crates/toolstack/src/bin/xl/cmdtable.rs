@@ -4,7 +4,7 @@
 //! Only commands that do something are listed; more join as rxen grows.
 
 use crate::getopt::OptSpec;
-use crate::{Globals, console, info, misc, vcpu, vmcontrol};
+use crate::{Globals, console, info, misc, network, vcpu, vmcontrol};
 
 /// One subcommand.
 #[derive(Debug)]
@@ -142,6 +142,15 @@ pub const CMD_TABLE: &[CmdSpec] = &[
         modifies: true,
         desc: "Give a domain a new name",
         usage: "<Domain> <NewDomainName>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "network-list",
+        run: network::main_network_list,
+        can_dryrun: false,
+        modifies: false,
+        desc: "List virtual network interfaces for a domain",
+        usage: "<Domain(s)>",
         options: vmcontrol::NO_OPTIONS,
     },
     CmdSpec {

@@ -7,6 +7,7 @@ mod console;
 mod getopt;
 mod info;
 mod misc;
+mod network;
 mod vcpu;
 mod vmcontrol;
 

@@ -1,0 +1,81 @@
+//! Network interface commands (Xen's `tools/xl/xl_nic.c`): `network-list`.
+
+use toolstack::error_chain;
+use toolstack::store::NicInfo;
+
+use crate::vmcontrol::NO_OPTIONS;
+use crate::{Globals, find_domain, open_toolstack, parse_args};
+
+/// `xl network-list`'s header, in Xen's columns.
+pub fn list_header() -> String {
+    format!(
+        "{:<3} {:<2} {:<17} {:<6} {:<5} {:<6} {:>5}/{:<5} {:<30}",
+        "Idx", "BE", "Mac Addr.", "handle", "state", "evt-ch", "tx-", "rx-ring-ref", "BE-path"
+    )
+}
+
+/// One interface's line (Xen prints the handle straight after the address).
+pub fn list_line(n: &NicInfo) -> String {
+    let mac = n
+        .mac
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| "00:00:00:00:00:00".to_owned());
+    format!(
+        "{:<3} {:<2} {mac}{:>6} {:>5} {:>6} {:>5}/{:<11} {:<30}",
+        n.devid, n.backend_id, n.devid, n.state, n.evtch, n.tx_ring_ref, n.rx_ring_ref, n.backend
+    )
+}
+
+/// `xl network-list <Domain(s)>`.
+pub fn main_network_list(_g: &Globals, argv: &[String]) -> u8 {
+    let m = match parse_args("network-list", argv, NO_OPTIONS, 1) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    println!("{}", list_header());
+    for dom in &m.operands {
+        let domid = match find_domain(&mut ts, dom) {
+            Ok(d) => d,
+            Err(rc) => return rc,
+        };
+        match ts.store().nics(domid) {
+            Ok(nics) => nics.iter().for_each(|n| println!("{}", list_line(n))),
+            Err(e) => {
+                eprintln!("xl: {}", error_chain(&e));
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_as_xen_prints_them() {
+        assert_eq!(
+            list_header(),
+            "Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path                       "
+        );
+        let n = NicInfo {
+            devid: 0,
+            backend_id: 0,
+            mac: "00:16:3e:59:02:56".parse().ok(),
+            state: 4,
+            evtch: 5,
+            tx_ring_ref: 768,
+            rx_ring_ref: 769,
+            backend: "/local/domain/0/backend/vif/3/0".to_owned(),
+        };
+        assert_eq!(
+            list_line(&n),
+            "0   0  00:16:3e:59:02:56     0     4      5   768/769         /local/domain/0/backend/vif/3/0"
+        );
+    }
+}
