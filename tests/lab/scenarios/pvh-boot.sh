@@ -40,7 +40,8 @@ boot() {
 log() { echo "$RXEN_LOG_DIR/guest-$1.log"; }
 # wait_log NAME TEXT PID: until the console log of NAME shows TEXT.
 wait_log() {
-    for _ in $(seq 3000); do
+    local end=$((SECONDS + 300))
+    while [ $SECONDS -lt $end ]; do
         grep -qF -- "$2" "$(log "$1")" 2>/dev/null && return 0
         kill -0 "$3" 2>/dev/null || fail "rxen-domain exited before '$2' appeared"
         sleep 0.1

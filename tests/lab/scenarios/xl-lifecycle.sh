@@ -42,7 +42,8 @@ line() { "$XL" list | awk -v n="$1" '$1 == n'; }
 field() { line "$1" | awk -v f="$2" '{print $f}'; }
 wait_for() { # description, command...
     local what=$1; shift
-    for _ in $(seq 1800); do "$@" && return 0; sleep 0.1; done
+    local end=$((SECONDS + 180))
+    while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.1; done
     fail "timed out: $what"
 }
 # xl console through a pty: send each line, wait for the text expected after it,
