@@ -44,7 +44,7 @@ wait_log() {
     while [ $SECONDS -lt $end ]; do
         grep -qF -- "$2" "$(log "$1")" 2>/dev/null && return 0
         kill -0 "$3" 2>/dev/null || fail "rxen-domain exited before '$2' appeared"
-        sleep 0.1
+        sleep 0.5
     done
     fail "no '$2' on $1's console after 300 s"
 }

@@ -43,7 +43,7 @@ field() { line "$1" | awk -v f="$2" '{print $f}'; }
 wait_for() { # description, command...
     local what=$1; shift
     local end=$((SECONDS + 180))
-    while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.1; done
+    while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.5; done
     fail "timed out: $what"
 }
 # xl console through a pty: send each line, wait for the text expected after it,
