@@ -340,6 +340,7 @@ impl<G: GrantAccess, N: Notify> BlkBackend<G, N> {
     }
 
     fn run(&mut self, p: &Parsed) -> i16 {
+        tracing::trace!(id = p.id, operation = p.operation, request = ?p.request, "blkback: request");
         let res = match &p.request {
             Ok(r) => self.execute(r),
             Err(e) => Err(e.clone()),
