@@ -170,12 +170,14 @@ fn hostile_frames_close_or_fail_only_their_connection() {
     let mut h = frame_bytes(XS_WRITE, 1, b"");
     h[12..16].copy_from_slice(&5000u32.to_le_bytes());
     s.write_all(&h).unwrap();
-    s.write_all(&[b'x'; 100]).unwrap();
+    // The daemon may already have closed on the header alone: then this
+    // write fails with EPIPE, which is the behaviour under test.
+    let _ = s.write_all(&[b'x'; 100]);
     assert!(read_frame(&mut s).is_none(), "connection closed");
 
     // Garbage header with a huge length.
     let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.write_all(&[0xff; 64]).unwrap();
+    let _ = s.write_all(&[0xff; 64]);
     assert!(read_frame(&mut s).is_none());
 
     // Unknown type, missing NUL: error replies, connection stays.
