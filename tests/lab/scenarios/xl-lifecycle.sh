@@ -87,7 +87,13 @@ PY
 "$XL" create "$SCRATCH/demo.cfg"
 id=$(field demo 2)
 [ "$(field demo 3)" = 256 ] || fail "demo has $(field demo 3) MiB, not 256"
-up() { grep -qF "guest: up" "$RXEN_LOG_DIR/guest-demo.log" 2>/dev/null; }
+# up [N]: the guest's init has started N times (default 1) in demo's console
+# log, which every boot of "demo" appends to.
+up() {
+    local n
+    n=$(grep -cF "guest: up" "$RXEN_LOG_DIR/guest-demo.log" 2>/dev/null) || true
+    [ "${n:-0}" -ge "${1:-1}" ]
+}
 wait_for "demo's init" up
 [ "$(field demo 4)" = 2 ] || fail "demo has $(field demo 4) vCPUs, not 2"
 ok "xl list shows demo ($id) with 256 MiB and 2 vCPUs: $(line demo)"
@@ -110,6 +116,9 @@ console demo reboot 'guest: rebooting' || true
 new_id() { [ -n "$(field demo 2)" ] && [ "$(field demo 2)" != "$id" ] && running; }
 wait_for "demo back under a new id" new_id
 ok "guest reboot: demo came back as $(field demo 2) (was $id)"
+# Its init must run before a shutdown request can reach it (the kernel hands
+# control/shutdown to init, whose trap powers off).
+wait_for "demo's init after the reboot" up 2
 id=$(field demo 2)
 "$XL" vcpu-list demo
 
@@ -124,6 +133,7 @@ ok "xl shutdown -w returned and demo is gone"
 "$XL" create "$SCRATCH/demo.cfg"
 id=$(field demo 2)
 wait_for "demo running" running
+wait_for "demo's init in its third boot" up 3
 console demo 'echo c > /proc/sysrq-trigger' 'sysrq' || true
 crashed() { [ "$(field demo 5)" = ---sc- ]; }
 wait_for "demo crashed" crashed
