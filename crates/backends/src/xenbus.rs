@@ -254,6 +254,42 @@ impl<D: XenbusDevice> XenbusBackend<D> {
         Ok(self.set_state(store, XenbusState::Closing)?)
     }
 
+    /// Begin removing the device (`xl block-detach`, `network-detach`), as
+    /// libxl does: `online` = 0 and, unless the backend is `Closed`
+    /// already, `Closing`. The frontend then closes; [`XenbusBackend::handle`]
+    /// reports [`Outcome::Removed`] once it has.
+    pub fn request_close(&mut self, store: &mut dyn Store) -> Result<(), XenbusError> {
+        store.write(&format!("{}/online", self.backend), "0")?;
+        if self.state != XenbusState::Closed {
+            self.set_state(store, XenbusState::Closing)?;
+        }
+        Ok(())
+    }
+
+    /// Undo [`XenbusBackend::request_close`] when the frontend would not
+    /// close (a guest still using the disk): `online` = 1 and the state
+    /// the backend had (`was`), so a frontend that stayed connected goes on.
+    pub fn cancel_close(
+        &mut self,
+        store: &mut dyn Store,
+        was: XenbusState,
+    ) -> Result<(), XenbusError> {
+        store.write(&format!("{}/online", self.backend), "1")?;
+        Ok(self.set_state(store, was)?)
+    }
+
+    /// Publish the device's nodes again and rewrite `state` with its
+    /// current value, which fires the frontend's watch: how Linux's blkback
+    /// tells a connected xen-blkfront that the size changed (it rereads
+    /// `sectors`).
+    pub fn republish(&mut self, store: &mut dyn Store) -> Result<(), XenbusError> {
+        for (name, value) in self.device.backend_nodes() {
+            store.write(&format!("{}/{name}", self.backend), &value)?;
+        }
+        let s = self.state;
+        Ok(self.set_state(store, s)?)
+    }
+
     /// Act on the frontend's state as it is now.
     pub fn handle(&mut self, store: &mut dyn Store) -> Result<Outcome, XenbusError> {
         let front = store
@@ -318,6 +354,94 @@ impl<D: XenbusDevice> XenbusBackend<D> {
     }
 }
 
+/// The nodes the toolstack writes for one device (`vbd_nodes`,
+/// `vif_nodes`): names relative to the device's directories, and values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceNodes {
+    /// Under the backend directory
+    /// `/local/domain/0/backend/KIND/DOMID/DEVID` (dom0's, readable by the
+    /// guest).
+    pub backend: Vec<(&'static str, String)>,
+    /// Under the frontend directory `/local/domain/DOMID/device/KIND/DEVID`
+    /// (the guest's, readable by dom0).
+    pub frontend: Vec<(&'static str, String)>,
+    /// Also under the frontend directory, but dom0's and only readable by
+    /// the guest (a vif's `mtu`).
+    pub frontend_ro: Vec<(&'static str, String)>,
+}
+
+/// Somewhere device nodes can be written with XenStore permissions: a
+/// transaction of rxen's xenstore client (feature `xenstore-client`), the
+/// mock store in tests.
+pub trait NodeWriter {
+    /// What a failed step reports.
+    type Error;
+    /// Create or overwrite a node.
+    fn write_node(&mut self, path: &str, value: &str) -> Result<(), Self::Error>;
+    /// Make `owner` the node's owner (who may do anything with it) and let
+    /// `reader` read it; nobody else may do anything.
+    fn set_owner_reader(
+        &mut self,
+        path: &str,
+        owner: DomId,
+        reader: DomId,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Write device `devid` of kind `kind` (`vbd`, `vif`) of domain `domid`,
+/// served from dom0, with libxl's permissions: the backend directory is
+/// dom0's and readable by the guest, the frontend directory the guest's
+/// and readable by dom0, its read-only nodes dom0's and readable by the
+/// guest. Run it in one transaction.
+pub fn write_device_nodes<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    kind: &str,
+    domid: DomId,
+    devid: u32,
+    nodes: &DeviceNodes,
+) -> Result<(), W::Error> {
+    let be = backend_path(DomId::DOM0, kind, domid, devid);
+    let fe = frontend_path(kind, domid, devid);
+    w.write_node(&be, "")?;
+    w.set_owner_reader(&be, DomId::DOM0, domid)?;
+    for (k, v) in &nodes.backend {
+        w.write_node(&format!("{be}/{k}"), v)?;
+    }
+    w.write_node(&fe, "")?;
+    w.set_owner_reader(&fe, domid, DomId::DOM0)?;
+    for (k, v) in &nodes.frontend {
+        w.write_node(&format!("{fe}/{k}"), v)?;
+    }
+    for (k, v) in &nodes.frontend_ro {
+        let p = format!("{fe}/{k}");
+        w.write_node(&p, v)?;
+        w.set_owner_reader(&p, DomId::DOM0, domid)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "xenstore-client")]
+impl NodeWriter for xenstore::client::Transaction<'_> {
+    type Error = xenstore::client::ClientError;
+    fn write_node(&mut self, path: &str, value: &str) -> Result<(), Self::Error> {
+        self.write(path, value)
+    }
+    fn set_owner_reader(
+        &mut self,
+        path: &str,
+        owner: DomId,
+        reader: DomId,
+    ) -> Result<(), Self::Error> {
+        use xenstore::perms::{Access, Perm, Perms};
+        let perms = Perms::from_vec(vec![
+            Perm::new(owner.0, Access::None),
+            Perm::new(reader.0, Access::Read),
+        ])
+        .expect("two entries make valid permissions");
+        self.set_perms(path, &perms)
+    }
+}
+
 /// `/local/domain/BACKEND/backend/KIND/DOMID/DEVID`.
 pub fn backend_path(backend: DomId, kind: &str, domid: DomId, devid: u32) -> String {
     format!("/local/domain/{backend}/backend/{kind}/{domid}/{devid}")
@@ -339,6 +463,7 @@ pub mod mock {
     #[derive(Debug, Default)]
     struct Inner {
         nodes: BTreeMap<String, String>,
+        perms: BTreeMap<String, (u16, u16)>,
         watches: Vec<(String, String)>,
         fail_writes: bool,
     }
@@ -371,6 +496,11 @@ pub mod mock {
                 .retain(|k, _| k != path && !k.starts_with(&below));
         }
 
+        /// A node's (owner, reader), as [`super::NodeWriter`] set them.
+        pub fn perms(&self, path: &str) -> Option<(u16, u16)> {
+            self.inner().perms.get(path).copied()
+        }
+
         /// The watches registered, as (path, token).
         pub fn watches(&self) -> Vec<(String, String)> {
             self.inner().watches.clone()
@@ -379,6 +509,24 @@ pub mod mock {
         /// Make every later write fail (a store gone away).
         pub fn fail_writes(&self) {
             self.inner().fail_writes = true;
+        }
+    }
+
+    impl super::NodeWriter for MockStore {
+        type Error = StoreError;
+        fn write_node(&mut self, path: &str, value: &str) -> Result<(), StoreError> {
+            Store::write(self, path, value)
+        }
+        fn set_owner_reader(
+            &mut self,
+            path: &str,
+            owner: xen_abi::DomId,
+            reader: xen_abi::DomId,
+        ) -> Result<(), StoreError> {
+            self.inner()
+                .perms
+                .insert(path.to_owned(), (owner.0, reader.0));
+            Ok(())
         }
     }
 
@@ -590,6 +738,80 @@ mod tests {
         b.start(&mut s, "t").unwrap();
         assert_eq!(st(&s, BE), "4");
         assert_eq!(b.device().connected, Some(9));
+    }
+
+    #[test]
+    fn device_nodes_are_written_with_libxls_permissions() {
+        let mut s = MockStore::default();
+        let nodes = DeviceNodes {
+            backend: vec![("online", "1".to_owned()), ("state", "1".to_owned())],
+            frontend: vec![("state", "1".to_owned())],
+            frontend_ro: vec![("mtu", "1500".to_owned())],
+        };
+        write_device_nodes(&mut s, "vif", DomId(7), 2, &nodes).unwrap();
+        let be = "/local/domain/0/backend/vif/7/2";
+        let fe = "/local/domain/7/device/vif/2";
+        assert_eq!(s.get(be).as_deref(), Some(""));
+        assert_eq!(s.get(&format!("{be}/online")).as_deref(), Some("1"));
+        assert_eq!(s.get(&format!("{fe}/state")).as_deref(), Some("1"));
+        assert_eq!(s.get(&format!("{fe}/mtu")).as_deref(), Some("1500"));
+        assert_eq!(s.perms(be), Some((0, 7)), "dom0's, the guest reads");
+        assert_eq!(s.perms(fe), Some((7, 0)), "the guest's, dom0 reads");
+        assert_eq!(s.perms(&format!("{fe}/mtu")), Some((0, 7)));
+        assert_eq!(s.perms(&format!("{fe}/state")), None, "inherited");
+        // A failing store stops the writer at once.
+        let f = MockStore::default();
+        f.fail_writes();
+        let mut f2 = f.clone();
+        assert!(write_device_nodes(&mut f2, "vbd", DomId(1), 51712, &nodes).is_err());
+        assert_eq!(f.perms("/local/domain/0/backend/vbd/1/51712"), None);
+    }
+
+    #[test]
+    fn close_for_removal_and_cancel() {
+        let (mut s, mut b) = setup();
+        s.set(&format!("{FE}/event-channel"), "9");
+        s.set(&format!("{FE}/state"), "4");
+        b.start(&mut s, "t").unwrap();
+        assert_eq!(st(&s, BE), "4");
+        b.request_close(&mut s).unwrap();
+        assert_eq!(s.get(&format!("{BE}/online")).as_deref(), Some("0"));
+        assert_eq!(st(&s, BE), "5");
+        // A frontend that will not close: put things back.
+        b.cancel_close(&mut s, XenbusState::Connected).unwrap();
+        assert_eq!(s.get(&format!("{BE}/online")).as_deref(), Some("1"));
+        assert_eq!(st(&s, BE), "4");
+        assert_eq!(b.device().connected, Some(9), "still connected");
+        // This time it closes: Closing, then Closed, and the device is gone.
+        b.request_close(&mut s).unwrap();
+        s.set(&format!("{FE}/state"), "5");
+        assert_eq!(b.handle(&mut s).unwrap(), Outcome::Running);
+        assert_eq!(b.device().connected, None);
+        s.set(&format!("{FE}/state"), "6");
+        assert_eq!(b.handle(&mut s).unwrap(), Outcome::Removed);
+        assert_eq!(st(&s, BE), "6");
+        // A backend already Closed only goes offline.
+        let (mut s, mut b) = setup();
+        b.start(&mut s, "t").unwrap();
+        s.set(&format!("{FE}/state"), "6");
+        b.handle(&mut s).unwrap();
+        assert_eq!(st(&s, BE), "6");
+        b.request_close(&mut s).unwrap();
+        assert_eq!(st(&s, BE), "6");
+        assert_eq!(b.handle(&mut s).unwrap(), Outcome::Removed);
+    }
+
+    #[test]
+    fn republish_rewrites_the_state() {
+        let (mut s, mut b) = setup();
+        s.set(&format!("{FE}/event-channel"), "9");
+        s.set(&format!("{FE}/state"), "4");
+        b.start(&mut s, "t").unwrap();
+        s.set(&format!("{BE}/feature-x"), "stale");
+        s.set(&format!("{BE}/state"), "banana");
+        b.republish(&mut s).unwrap();
+        assert_eq!(s.get(&format!("{BE}/feature-x")).as_deref(), Some("1"));
+        assert_eq!(st(&s, BE), "4");
     }
 
     #[test]

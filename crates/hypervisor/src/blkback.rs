@@ -23,12 +23,13 @@ use backends::blk::xenbus::{BlkDevice, EventChannels, vbd_nodes};
 use backends::blk::{BlkError, disk};
 use backends::grant::{Grants, GuestPages, entry_position};
 use backends::ring::Notify;
-use backends::xenbus::{Outcome, Store, StoreError, XenbusBackend, backend_path, frontend_path};
+use backends::xenbus::{
+    Outcome, Store, StoreError, XenbusBackend, backend_path, write_device_nodes,
+};
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 use vmm_sys_util::eventfd::EventFd;
 use xen_abi::{DomId, EvtchnPort, GrantRef};
 use xenstore::client::{Client, ClientError};
-use xenstore::perms::{Access, Perm, Perms};
 
 use crate::config::DiskSpec;
 use crate::domain::Shared;
@@ -233,37 +234,18 @@ impl Store for XsStore<'_> {
     }
 }
 
-/// Write the disk's nodes as the toolstack would, unless it has: the
-/// backend directory is dom0's (the guest reads it), the frontend
-/// directory the guest's (dom0 reads it).
+/// Write the disk's nodes as the toolstack would, unless it has (a domain
+/// process run by hand, or a hot-plug asked for by something other than
+/// the toolstack): [`backends::xenbus::write_device_nodes`], libxl's
+/// layout and permissions.
 fn write_nodes(xs: &mut Client, domid: u16, d: &DiskSpec) -> Result<(), ClientError> {
     let dom = DomId(domid);
     let be = backend_path(DomId::DOM0, "vbd", dom, d.devid);
     if xs.try_read(&format!("{be}/frontend"))?.is_some() {
         return Ok(());
     }
-    let fe = frontend_path("vbd", dom, d.devid);
     let nodes = vbd_nodes(dom, d.devid, &d.vdev, &d.config);
-    let perms = |owner: u16, reader: u16| {
-        Perms::from_vec(vec![
-            Perm::new(owner, Access::None),
-            Perm::new(reader, Access::Read),
-        ])
-        .expect("two entries")
-    };
-    xs.transaction(|tx| {
-        tx.mkdir(&be)?;
-        tx.set_perms(&be, &perms(0, domid))?;
-        for (k, v) in &nodes.backend {
-            tx.write(&format!("{be}/{k}"), v)?;
-        }
-        tx.mkdir(&fe)?;
-        tx.set_perms(&fe, &perms(domid, 0))?;
-        for (k, v) in &nodes.frontend {
-            tx.write(&format!("{fe}/{k}"), v)?;
-        }
-        Ok(())
-    })
+    xs.transaction(|tx| write_device_nodes(tx, "vbd", dom, d.devid, &nodes))
 }
 
 type Device = XenbusBackend<BlkDevice<Grants<DomainPages>, DomainEvents>>;

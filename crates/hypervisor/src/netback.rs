@@ -31,13 +31,12 @@ use backends::net::rate::Rate;
 use backends::net::tap::{Tap, TapError, vif_name};
 use backends::net::xenbus::{VifDevice, hotplug_online, vif_nodes, vif_params};
 use backends::net::{NetState, NetbackConfig};
-use backends::xenbus::{Outcome, XenbusBackend, backend_path, frontend_path};
+use backends::xenbus::{Outcome, XenbusBackend, backend_path, frontend_path, write_device_nodes};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use vmm_sys_util::eventfd::EventFd;
 use xen_abi::DomId;
 use xenstore::client::{Client, ClientError};
-use xenstore::perms::{Access, Perm, Perms};
 
 use crate::blkback::{DomainEvents, DomainPages, XsStore};
 use crate::config::NicSpec;
@@ -142,40 +141,16 @@ impl NicHandle {
     }
 }
 
-/// Write the vif's nodes as the toolstack would, unless it has.
+/// Write the vif's nodes as the toolstack would, unless it has
+/// ([`backends::xenbus::write_device_nodes`]).
 fn write_nodes(xs: &mut Client, domid: u16, n: &NicSpec) -> Result<(), ClientError> {
     let dom = DomId(domid);
     let be = backend_path(DomId::DOM0, "vif", dom, n.devid);
     if xs.try_read(&format!("{be}/frontend"))?.is_some() {
         return Ok(());
     }
-    let fe = frontend_path("vif", dom, n.devid);
     let nodes = vif_nodes(dom, n.devid, &n.config, n.mac);
-    let perms = |owner: u16, reader: u16| {
-        Perms::from_vec(vec![
-            Perm::new(owner, Access::None),
-            Perm::new(reader, Access::Read),
-        ])
-        .expect("two entries")
-    };
-    xs.transaction(|tx| {
-        tx.mkdir(&be)?;
-        tx.set_perms(&be, &perms(0, domid))?;
-        for (k, v) in &nodes.backend {
-            tx.write(&format!("{be}/{k}"), v)?;
-        }
-        tx.mkdir(&fe)?;
-        tx.set_perms(&fe, &perms(domid, 0))?;
-        for (k, v) in &nodes.frontend {
-            tx.write(&format!("{fe}/{k}"), v)?;
-        }
-        for (k, v) in &nodes.frontend_ro {
-            let p = format!("{fe}/{k}");
-            tx.write(&p, v)?;
-            tx.set_perms(&p, &perms(0, domid))?;
-        }
-        Ok(())
-    })
+    xs.transaction(|tx| write_device_nodes(tx, "vif", dom, n.devid, &nodes))
 }
 
 /// Create interface `n`'s TAP, connect it to the host network, publish the

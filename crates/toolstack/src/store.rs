@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use backends::blk::xenbus::{VbdNodes, vbd_nodes, vdev_to_devid};
 use backends::blk::{DiskConfig, DiskFormat};
 use backends::net::xenbus::{VifNodes, vif_nodes};
-use backends::xenbus::{backend_path, frontend_path};
+use backends::xenbus::write_device_nodes;
 use thiserror::Error;
 use xen_abi::DomId;
 use xenstore::client::{Client, ClientError};
@@ -98,7 +98,7 @@ pub enum StoreError {
 
 /// The host side of a `disk=` entry, as the domain process reads it from
 /// `config.json` (`hypervisor::config::DiskSpec`).
-fn disk_config(d: &xl_config::DiskConfig) -> DiskConfig {
+pub fn disk_config(d: &xl_config::DiskConfig) -> DiskConfig {
     let empty = d.format == xl_config::DiskFormat::Empty;
     DiskConfig {
         path: d
@@ -114,43 +114,6 @@ fn disk_config(d: &xl_config::DiskConfig) -> DiskConfig {
         readonly: d.readwrite == 0,
         cdrom: d.is_cdrom != 0,
     }
-}
-
-/// `owner` may do anything, `reader` read (libxl's device directory permissions).
-fn owner_reader(owner: u16, reader: u16) -> Perms {
-    Perms::from_vec(vec![
-        Perm::new(owner, Access::None),
-        Perm::new(reader, Access::Read),
-    ])
-    .expect("two entries")
-}
-
-/// Writes one vif's nodes in transaction `tx`: the backend directory dom0's, the frontend
-/// directory the guest's, its `mtu` dom0's again (libxl's read-only frontend node).
-fn write_vif(
-    tx: &mut xenstore::client::Transaction<'_>,
-    guest: u16,
-    devid: u32,
-    n: &VifNodes,
-) -> Result<(), ClientError> {
-    let be = backend_path(DomId::DOM0, "vif", DomId(guest), devid);
-    let fe = frontend_path("vif", DomId(guest), devid);
-    tx.write(&be, "")?;
-    tx.set_perms(&be, &owner_reader(0, guest))?;
-    for (k, v) in &n.backend {
-        tx.write(&format!("{be}/{k}"), v)?;
-    }
-    tx.write(&fe, "")?;
-    tx.set_perms(&fe, &owner_reader(guest, 0))?;
-    for (k, v) in &n.frontend {
-        tx.write(&format!("{fe}/{k}"), v)?;
-    }
-    for (k, v) in &n.frontend_ro {
-        let p = format!("{fe}/{k}");
-        tx.write(&p, v)?;
-        tx.set_perms(&p, &owner_reader(0, guest))?;
-    }
-    Ok(())
 }
 
 fn req(what: impl Into<String>) -> impl FnOnce(ClientError) -> StoreError {
@@ -409,28 +372,10 @@ impl Store {
         if disks.is_empty() {
             return Ok(());
         }
-        let perms = |owner: u16, reader: u16| {
-            Perms::from_vec(vec![
-                Perm::new(owner, Access::None),
-                Perm::new(reader, Access::Read),
-            ])
-            .expect("two entries")
-        };
         self.xs
             .transaction(|tx| {
                 for (devid, n) in &disks {
-                    let be = backend_path(DomId::DOM0, "vbd", DomId(guest), *devid);
-                    let fe = frontend_path("vbd", DomId(guest), *devid);
-                    tx.write(&be, "")?;
-                    tx.set_perms(&be, &perms(0, guest))?;
-                    for (k, v) in &n.backend {
-                        tx.write(&format!("{be}/{k}"), v)?;
-                    }
-                    tx.write(&fe, "")?;
-                    tx.set_perms(&fe, &perms(guest, 0))?;
-                    for (k, v) in &n.frontend {
-                        tx.write(&format!("{fe}/{k}"), v)?;
-                    }
+                    write_device_nodes(tx, "vbd", DomId(guest), *devid, n)?;
                 }
                 Ok(())
             })
@@ -456,7 +401,7 @@ impl Store {
         self.xs
             .transaction(|tx| {
                 for (devid, n) in &nics {
-                    write_vif(tx, guest, *devid, n)?;
+                    write_device_nodes(tx, "vif", DomId(guest), *devid, n)?;
                 }
                 Ok(())
             })

@@ -296,6 +296,13 @@ impl<G: GrantAccess, N: Notify> BlkBackend<G, N> {
         &*self.disk
     }
 
+    /// Serve `disk` from now on (a removable drive's medium changed);
+    /// returns the one served until now. Requests already answered stay
+    /// answered; later ones see the new disk's size.
+    pub fn replace_disk(&mut self, disk: Box<dyn Disk>) -> Box<dyn Disk> {
+        std::mem::replace(&mut self.disk, disk)
+    }
+
     /// End the connection (ring pages released), keeping the disk for the
     /// next one.
     pub fn into_disk(self) -> Box<dyn Disk> {

@@ -75,6 +75,29 @@ impl<G: GrantAccess + Clone, E: EventChannels> BlkDevice<G, E> {
         &self.events
     }
 
+    /// What the device serves.
+    pub fn config(&self) -> &DiskConfig {
+        &self.cfg
+    }
+
+    /// Change a removable drive's medium (`cd-insert`, `cd-eject`): serve
+    /// `disk`, opened from `cfg`, from now on, connected or not. The old
+    /// medium is flushed and closed. The caller republishes the backend's
+    /// nodes ([`crate::xenbus::XenbusBackend::republish`]) so the frontend
+    /// sees the new size, as Linux's blkback signals a resize.
+    pub fn change_media(&mut self, cfg: DiskConfig, disk: Box<dyn Disk>) {
+        let old = match self.conn.as_mut() {
+            Some(c) => Some(c.replace_disk(disk)),
+            None => self.disk.replace(disk),
+        };
+        if let Some(mut old) = old
+            && let Err(e) = old.flush()
+        {
+            tracing::warn!(cfg = ?self.cfg, "flushing the ejected medium failed: {e}");
+        }
+        self.cfg = cfg;
+    }
+
     fn disk_ref(&self) -> Option<&dyn Disk> {
         match (&self.disk, &self.conn) {
             (Some(d), _) => Some(&**d),
@@ -240,14 +263,9 @@ pub fn vdev_to_devid(vdev: &str) -> Option<u32> {
 
 /// The XenStore nodes of one virtual disk, as libxl writes them
 /// (`libxl_disk.c`, `docs/misc/xenstore-paths.pandoc`): names relative to
-/// the backend and frontend directories, and values.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VbdNodes {
-    /// Under `/local/domain/0/backend/vbd/DOMID/DEVID`.
-    pub backend: Vec<(&'static str, String)>,
-    /// Under `/local/domain/DOMID/device/vbd/DEVID`.
-    pub frontend: Vec<(&'static str, String)>,
-}
+/// the backend and frontend directories, and values (none read-only in the
+/// frontend directory). [`crate::xenbus::write_device_nodes`] writes them.
+pub type VbdNodes = crate::xenbus::DeviceNodes;
 
 /// The nodes the toolstack writes for disk `cfg` of domain `domid`, seen
 /// by the guest as `vdev` (device number `devid`), served from dom0.
@@ -284,6 +302,7 @@ pub fn vbd_nodes(domid: DomId, devid: u32, vdev: &str, cfg: &DiskConfig) -> VbdN
             ("virtual-device", devid.to_string()),
             ("device-type", device_type.to_owned()),
         ],
+        frontend_ro: Vec::new(),
     }
 }
 

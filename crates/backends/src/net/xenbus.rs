@@ -213,19 +213,9 @@ pub const DEFAULT_MTU: u32 = 1500;
 
 /// The XenStore nodes of one vif, as libxl writes them (`libxl_nic.c`,
 /// `docs/misc/xenstore-paths.pandoc`): names relative to the backend and
-/// frontend directories, and values.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VifNodes {
-    /// Under `/local/domain/0/backend/vif/DOMID/DEVID` (dom0's, readable
-    /// by the guest).
-    pub backend: Vec<(&'static str, String)>,
-    /// Under `/local/domain/DOMID/device/vif/DEVID` (the guest's,
-    /// readable by dom0).
-    pub frontend: Vec<(&'static str, String)>,
-    /// Also under the frontend directory, but dom0's and only readable by
-    /// the guest (`mtu`).
-    pub frontend_ro: Vec<(&'static str, String)>,
-}
+/// frontend directories, and values; the frontend's read-only part is its
+/// `mtu`. [`crate::xenbus::write_device_nodes`] writes them.
+pub type VifNodes = crate::xenbus::DeviceNodes;
 
 /// The nodes the toolstack writes for `vif=` entry `nic` of domain
 /// `domid` (device number `devid`, guest address `mac`), served from dom0:
