@@ -15,12 +15,12 @@
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use backends::blk::xenbus::{BlkDevice, EventChannels, vbd_nodes};
-use backends::blk::{BlkError, disk};
+use backends::blk::{BlkError, DiskConfig, disk};
 use backends::grant::{Grants, GuestPages, entry_position};
 use backends::ring::Notify;
 use backends::xenbus::{
@@ -32,6 +32,7 @@ use xen_abi::{DomId, EvtchnPort, GrantRef};
 use xenstore::client::{Client, ClientError};
 
 use crate::config::DiskSpec;
+use crate::control::DetachMode;
 use crate::domain::Shared;
 use crate::layout::{GRANT_AREA_FRAMES, PAGE_SIZE};
 use crate::vcpus::lock;
@@ -255,13 +256,63 @@ struct State {
     ops: Client,
 }
 
-/// A disk being served; [`DiskHandle::stop`] ends it.
-#[derive(Debug)]
+/// A flag one thread raises and another waits for, with a time limit.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    raised: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    /// Raise it.
+    pub(crate) fn raise(&self) {
+        *lock(&self.raised) = true;
+        self.cv.notify_all();
+    }
+
+    /// Wait until it is raised; `false` if `timeout` passed first.
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut r = lock(&self.raised);
+        while !*r {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            r = self
+                .cv
+                .wait_timeout(r, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        true
+    }
+}
+
+/// A disk being served; [`DiskHandle::stop`] ends it,
+/// [`DiskHandle::detach`] removes it from the running guest.
 pub struct DiskHandle {
     vdev: String,
+    devid: u32,
     stop: Arc<AtomicBool>,
     eventfd: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
+    state: Arc<Mutex<State>>,
+    /// Raised by the XenStore thread once the frontend has closed and
+    /// `online` is 0.
+    removed: Arc<Signal>,
+    /// Tells the XenStore thread to end at its next event.
+    unwatch: Arc<AtomicBool>,
+    token: String,
+}
+
+impl std::fmt::Debug for DiskHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskHandle")
+            .field("vdev", &self.vdev)
+            .field("devid", &self.devid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DiskHandle {
@@ -275,6 +326,97 @@ impl DiskHandle {
             tracing::error!(vdev = self.vdev, "the disk thread panicked");
         }
     }
+
+    /// The disk's name in the guest.
+    pub fn vdev(&self) -> &str {
+        &self.vdev
+    }
+
+    /// Remove the disk from the running guest, as libxl does: `online` = 0,
+    /// the backend `Closing`, then wait (up to `timeout`) for the frontend to
+    /// close, then stop serving (flushing the disk). With
+    /// [`DetachMode::Force`] nothing is waited for; with
+    /// [`DetachMode::Safe`] a frontend that does not close makes it fail and
+    /// everything is put back as it was and the disk is still served. Then
+    /// call [`DiskHandle::stop`]. `Ok(true)` when the guest had not closed
+    /// its side.
+    pub fn detach(&self, mode: DetachMode, timeout: Duration) -> Result<bool, String> {
+        let was = {
+            let mut st = lock(&self.state);
+            let State { xb, ops } = &mut *st;
+            let was = xb.state();
+            if let Err(e) = xb.request_close(&mut XsStore { ops, watch: None }) {
+                return Err(format!("disk {}: {}", self.vdev, crate::chain(&e)));
+            }
+            was
+        };
+        let closed = mode != DetachMode::Force && self.removed.wait(timeout);
+        if !closed && mode == DetachMode::Safe {
+            let mut st = lock(&self.state);
+            let State { xb, ops } = &mut *st;
+            if let Err(e) = xb.cancel_close(&mut XsStore { ops, watch: None }, was) {
+                tracing::warn!(vdev = self.vdev, "putting the disk back online: {e}");
+            }
+            drop(st);
+            let msg = format!(
+                "disk {}: the guest did not close it within {} s (is it mounted or open?); it stays attached",
+                self.vdev,
+                timeout.as_secs()
+            );
+            return Err(msg);
+        }
+        if !closed {
+            tracing::warn!(
+                vdev = self.vdev,
+                "removing the disk without the guest's consent"
+            );
+            self.unwatch.store(true, Ordering::SeqCst);
+            let mut st = lock(&self.state);
+            let State { xb, ops } = &mut *st;
+            let mut store = XsStore { ops, watch: None };
+            if let Err(e) = xb.stop(&mut store, &self.token) {
+                tracing::warn!(vdev = self.vdev, "closing the disk: {e}");
+            }
+            // Wake the XenStore thread so it sees `unwatch` and ends.
+            let online = format!(
+                "{}/online",
+                backend_path(DomId::DOM0, "vbd", frontend_domid(xb), self.devid)
+            );
+            let _ = store.write(&online, "0");
+        }
+        tracing::info!(vdev = self.vdev, forced = !closed, "disk detached");
+        Ok(!closed)
+    }
+
+    /// Put a new medium in the drive (`cfg.path`), or empty it (`None`):
+    /// the new image is opened first (a failure changes nothing), the old
+    /// one flushed and closed, and the frontend told the new size.
+    pub fn change_media(&self, cfg: DiskConfig) -> Result<(), String> {
+        let image =
+            disk::open(&cfg).map_err(|e| format!("disk {}: {}", self.vdev, crate::chain(&e)))?;
+        let mut st = lock(&self.state);
+        let State { xb, ops } = &mut *st;
+        if !xb.device().config().cdrom {
+            return Err(format!(
+                "disk {} is not a removable drive (devtype=cdrom)",
+                self.vdev
+            ));
+        }
+        xb.device_mut().change_media(cfg, image);
+        xb.republish(&mut XsStore { ops, watch: None })
+            .map_err(|e| format!("disk {}: {}", self.vdev, crate::chain(&e)))?;
+        tracing::info!(vdev = self.vdev, sectors = ?xb.device().config().path, "medium changed");
+        Ok(())
+    }
+}
+
+/// The guest's domain id, from the backend's frontend path.
+fn frontend_domid(xb: &Device) -> DomId {
+    xb.frontend_path()
+        .strip_prefix("/local/domain/")
+        .and_then(|r| r.split('/').next())
+        .and_then(|d| d.parse().ok())
+        .map_or(DomId::DOM0, DomId)
 }
 
 /// Open disk `d` of the domain, publish it and serve it from new threads.
@@ -321,14 +463,21 @@ pub fn spawn(shared: Arc<Shared>, index: u32, d: &DiskSpec) -> Result<DiskHandle
     })?;
     let state = Arc::new(Mutex::new(State { xb, ops }));
 
-    let st = state.clone();
-    let v = vdev.clone();
+    let removed = Arc::new(Signal::default());
+    let unwatch = Arc::new(AtomicBool::new(false));
+    let w = Watcher {
+        state: state.clone(),
+        token: token.clone(),
+        vdev: vdev.clone(),
+        removed: removed.clone(),
+        unwatch: unwatch.clone(),
+    };
     std::thread::Builder::new()
         .name(format!("vbd-{}-xs", d.devid))
-        .spawn(move || watch_loop(st, watch, token, v))
+        .spawn(move || watch_loop(w, watch))
         .map_err(|e| os_err("XenStore thread", e))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (st, ev, sp, v) = (state, eventfd.clone(), stop.clone(), vdev.clone());
+    let (st, ev, sp, v) = (state.clone(), eventfd.clone(), stop.clone(), vdev.clone());
     let thread = std::thread::Builder::new()
         .name(format!("vbd-{}", d.devid))
         .spawn(move || ring_loop(st, ev, sp, v))
@@ -336,15 +485,36 @@ pub fn spawn(shared: Arc<Shared>, index: u32, d: &DiskSpec) -> Result<DiskHandle
     tracing::info!(vdev, devid = d.devid, "disk served");
     Ok(DiskHandle {
         vdev,
+        devid: d.devid,
         stop,
         eventfd,
         thread: Some(thread),
+        state,
+        removed,
+        unwatch,
+        token,
     })
+}
+
+/// What the XenStore thread works with.
+struct Watcher {
+    state: Arc<Mutex<State>>,
+    token: String,
+    vdev: String,
+    removed: Arc<Signal>,
+    unwatch: Arc<AtomicBool>,
 }
 
 /// Follow the handshake until the device is removed (or the domain ends:
 /// the process exits with this thread waiting).
-fn watch_loop(state: Arc<Mutex<State>>, mut watch: Client, token: String, vdev: String) {
+fn watch_loop(w: Watcher, mut watch: Client) {
+    let Watcher {
+        state,
+        token,
+        vdev,
+        removed,
+        unwatch,
+    } = w;
     loop {
         let ev = match watch.read_watch() {
             Ok(ev) => ev,
@@ -353,6 +523,9 @@ fn watch_loop(state: Arc<Mutex<State>>, mut watch: Client, token: String, vdev: 
                 return;
             }
         };
+        if unwatch.load(Ordering::SeqCst) {
+            return;
+        }
         if ev.token != token {
             continue;
         }
@@ -369,6 +542,7 @@ fn watch_loop(state: Arc<Mutex<State>>, mut watch: Client, token: String, vdev: 
                     tracing::warn!(vdev, "closing the removed device: {e}");
                 }
                 tracing::info!(vdev, "disk removed");
+                removed.raise();
                 return;
             }
             Err(e) => tracing::warn!(vdev, "xenbus: {e}"),

@@ -27,7 +27,95 @@ pub enum Request {
     },
     /// `{"op":"destroy"}`.
     Destroy,
+    /// `{"op":"disk-attach","disk":{…}}`: serve a new virtual disk (the
+    /// disk in libxl's JSON form, as in `config.json`'s `disks`).
+    DiskAttach {
+        /// The disk.
+        disk: xl_config::DiskConfig,
+    },
+    /// `{"op":"disk-detach","devid":N,"mode":"safe"|"auto"|"force"}`: stop
+    /// serving a virtual disk.
+    DiskDetach {
+        /// Its device number.
+        devid: u32,
+        /// How to treat a guest that does not let go.
+        #[serde(default)]
+        mode: DetachMode,
+    },
+    /// `{"op":"nic-attach","nic":{…}}`: serve a new network interface (the
+    /// NIC in libxl's JSON form, its `devid` and `mac` chosen).
+    NicAttach {
+        /// The interface.
+        nic: xl_config::NicConfig,
+    },
+    /// `{"op":"nic-detach","devid":N,"mode":…}`: remove a network interface.
+    NicDetach {
+        /// Its device number.
+        devid: u32,
+        /// How to treat a guest that does not let go.
+        #[serde(default)]
+        mode: DetachMode,
+    },
+    /// `{"op":"cd-insert","disk":{…}}`: put a medium in the removable drive
+    /// `disk.vdev` (`pdev_path`, `format` say which).
+    CdInsert {
+        /// The drive and its new medium.
+        disk: xl_config::DiskConfig,
+    },
+    /// `{"op":"cd-eject","devid":N}`: empty a removable drive.
+    CdEject {
+        /// The drive's device number.
+        devid: u32,
+    },
 }
+
+/// How a detach treats a guest that does not close its side of the device
+/// within [`crate::devices::DETACH_TIMEOUT`] (libxl's `force` flag).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetachMode {
+    /// Fail, leaving the device as it was (`xl block-detach`,
+    /// `libxl_device_disk_safe_remove`).
+    Safe,
+    /// Remove it anyway once the time is up (`xl network-detach`,
+    /// libxl's `*_remove`).
+    #[default]
+    Auto,
+    /// Remove it at once, without waiting for the guest
+    /// (`xl block-detach --force`, libxl's `*_destroy`).
+    Force,
+}
+
+impl Request {
+    /// Whether the request adds, removes or changes a device: those may
+    /// wait on the guest, so they are carried out away from the I/O thread.
+    pub fn is_device_op(&self) -> bool {
+        matches!(
+            self,
+            Request::DiskAttach { .. }
+                | Request::DiskDetach { .. }
+                | Request::NicAttach { .. }
+                | Request::NicDetach { .. }
+                | Request::CdInsert { .. }
+                | Request::CdEject { .. }
+        )
+    }
+}
+
+/// The ops [`parse`] knows.
+const OPS: &[&str] = &[
+    "info",
+    "pause",
+    "unpause",
+    "vcpu-pin",
+    "destroy",
+    "disk-attach",
+    "disk-detach",
+    "nic-attach",
+    "nic-detach",
+    "cd-insert",
+    "cd-eject",
+];
 
 /// Parse one request line.
 pub fn parse(line: &str) -> Result<Request, String> {
@@ -37,12 +125,7 @@ pub fn parse(line: &str) -> Result<Request, String> {
             .ok()
             .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_owned))
         {
-            Some(op)
-                if !matches!(
-                    op.as_str(),
-                    "info" | "pause" | "unpause" | "vcpu-pin" | "destroy"
-                ) =>
-            {
+            Some(op) if !OPS.contains(&op.as_str()) => {
                 format!("unknown op {op:?}")
             }
             _ => format!("bad request: {e}"),
@@ -95,6 +178,14 @@ pub fn error(msg: &str) -> String {
     s
 }
 
+/// The reply to a detach: `{"ok":true,"forced":…}`, `forced` when the
+/// guest had not closed its side and the device was removed anyway.
+pub fn detached(forced: bool) -> String {
+    let mut s = serde_json::json!({ "ok": true, "forced": forced }).to_string();
+    s.push('\n');
+    s
+}
+
 /// The `info` reply line.
 pub fn info(i: &Info) -> String {
     let mut s = serde_json::to_string(i).expect("plain data serializes");
@@ -127,6 +218,77 @@ mod tests {
         assert!(parse("{\"op\":\"vcpu-pin\"}").is_err());
         assert!(parse("not json").unwrap_err().starts_with("bad request"));
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn device_requests() {
+        let r = parse(
+            r#"{"op":"disk-attach","disk":{"pdev_path":"/i/b.img","vdev":"xvdb","format":"raw","readwrite":1}}"#,
+        )
+        .unwrap();
+        let Request::DiskAttach { disk } = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(disk.vdev.as_deref(), Some("xvdb"));
+        assert_eq!(disk.pdev_path.as_deref(), Some("/i/b.img"));
+        assert_eq!(disk.format, xl_config::DiskFormat::Raw);
+        assert_eq!(disk.readwrite, 1);
+        assert!(r.is_device_op());
+        assert_eq!(
+            parse(r#"{"op":"disk-detach","devid":51728}"#),
+            Ok(Request::DiskDetach {
+                devid: 51728,
+                mode: DetachMode::Auto
+            })
+        );
+        assert_eq!(
+            parse(r#"{"op":"disk-detach","devid":51728,"mode":"safe"}"#),
+            Ok(Request::DiskDetach {
+                devid: 51728,
+                mode: DetachMode::Safe
+            })
+        );
+        assert_eq!(
+            parse(r#"{"op":"nic-detach","devid":2,"mode":"force"}"#),
+            Ok(Request::NicDetach {
+                devid: 2,
+                mode: DetachMode::Force
+            })
+        );
+        let r = parse(
+            r#"{"op":"nic-attach","nic":{"devid":1,"mac":"00:16:3e:01:02:03","bridge":"br0"}}"#,
+        )
+        .unwrap();
+        let Request::NicAttach { nic } = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(nic.devid, 1);
+        assert_eq!(nic.mac.unwrap().to_string(), "00:16:3e:01:02:03");
+        assert_eq!(
+            parse(r#"{"op":"cd-eject","devid":5632}"#),
+            Ok(Request::CdEject { devid: 5632 })
+        );
+        assert!(matches!(
+            parse(r#"{"op":"cd-insert","disk":{"vdev":"hdc","pdev_path":"/x.iso"}}"#),
+            Ok(Request::CdInsert { .. })
+        ));
+        assert!(!Request::Info.is_device_op());
+        // Bad shapes are refused with a reason, unknown modes too.
+        for bad in [
+            r#"{"op":"disk-detach"}"#,
+            r#"{"op":"disk-detach","devid":-1}"#,
+            r#"{"op":"disk-detach","devid":1,"mode":"gentle"}"#,
+            r#"{"op":"disk-attach"}"#,
+            r#"{"op":"nic-attach","nic":{"mac":"zz"}}"#,
+            r#"{"op":"cd-eject","devid":"hdc"}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.starts_with("bad request"), "{bad}: {e}");
+        }
+        let d = detached(true);
+        assert!(d.ends_with('\n') && d.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(&d).unwrap();
+        assert_eq!(v, serde_json::json!({"ok": true, "forced": true}));
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub struct Shared {
     pub domid: u16,
     /// When the process started (seconds since the epoch).
     pub start_time: u64,
+    /// The virtual disks and network interfaces being served.
+    pub devices: Mutex<crate::devices::Devices>,
+    /// Replies to control requests carried out away from the I/O thread
+    /// (device requests), by connection, for the I/O thread to send.
+    pub replies: Mutex<Vec<(usize, String)>>,
 }
 
 impl Shared {
@@ -373,8 +378,6 @@ pub struct Domain {
     vcpu_fds: Vec<kvm_ioctls::VcpuFd>,
     io: crate::io::Io,
     runtime_dir: PathBuf,
-    disks: Vec<crate::blkback::DiskHandle>,
-    nics: Vec<crate::netback::NicHandle>,
 }
 
 impl Domain {
@@ -536,30 +539,35 @@ impl Domain {
             spec,
             domid,
             start_time,
+            devices: Mutex::new(crate::devices::Devices::default()),
+            replies: Mutex::new(Vec::new()),
         });
 
         write_file(
             &runtime_dir.join("pid"),
             &format!("{}\n", std::process::id()),
         )?;
-        // Virtual disks: published and served before the guest runs.
-        let disks = shared
-            .spec
-            .disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| crate::blkback::spawn(shared.clone(), i as u32, d))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(DomainError::Disk)?;
-        // Network interfaces: TAP, hotplug step and handshake, likewise.
-        let mut nics = Vec::new();
-        for (i, n) in shared.spec.nics.iter().enumerate() {
-            match crate::netback::spawn(shared.clone(), (disks.len() + i) as u32, n) {
-                Ok(h) => nics.push(h),
-                Err(e) => {
-                    nics.into_iter().for_each(crate::netback::NicHandle::stop);
-                    return Err(DomainError::Nic(e));
-                }
+        // Virtual disks, then network interfaces (TAP, hotplug step and
+        // handshake): published and served before the guest runs.
+        {
+            let mut devs = lock(&shared.devices);
+            let started = shared
+                .spec
+                .disks
+                .iter()
+                .try_for_each(|d| devs.add_disk(&shared, d.clone()))
+                .map_err(DomainError::Disk)
+                .and_then(|()| {
+                    shared
+                        .spec
+                        .nics
+                        .iter()
+                        .try_for_each(|n| devs.add_nic(&shared, n.clone()))
+                        .map_err(DomainError::Nic)
+                });
+            if let Err(e) = started {
+                devs.stop_all();
+                return Err(e);
             }
         }
         let control = bind(&runtime_dir.join("control"))?;
@@ -579,8 +587,6 @@ impl Domain {
             vcpu_fds,
             io,
             runtime_dir,
-            disks,
-            nics,
         })
     }
 
@@ -631,12 +637,7 @@ impl Domain {
         }
         // The guest is stopped: end the disk connections (flushing each
         // disk) before its memory goes.
-        for d in self.disks {
-            d.stop();
-        }
-        for n in self.nics {
-            n.stop();
-        }
+        lock(&shared.devices).stop_all();
         // Nothing in KVM may write to guest memory after the process lets
         // go of it (its memfd closes before the VM on exit): detach
         // shared_info and drop the event channel routes.

@@ -128,6 +128,13 @@ struct ControlConn {
     stream: UnixStream,
     inbuf: Vec<u8>,
     out: Vec<u8>,
+    /// Request lines not yet carried out: while a device request is under
+    /// way the ones after it wait, so replies come in request order.
+    queued: std::collections::VecDeque<String>,
+    /// A device request is under way on another thread.
+    busy: bool,
+    /// The peer has closed its side: close once nothing is under way.
+    eof: bool,
 }
 
 #[derive(Debug)]
@@ -232,6 +239,7 @@ impl Io {
                     WAKE => {
                         let _ = self.shared.events.wake.read();
                         self.take_early();
+                        self.deliver_replies();
                     }
                     CONSOLE_EVT => {
                         let _ = self.shared.events.console.read();
@@ -345,6 +353,9 @@ impl Io {
                                 stream,
                                 inbuf: Vec::new(),
                                 out: Vec::new(),
+                                queued: std::collections::VecDeque::new(),
+                                busy: false,
+                                eof: false,
                             },
                         );
                     }
@@ -360,14 +371,13 @@ impl Io {
 
     fn serve_control(&mut self, t: Token) {
         let mut close = false;
-        let mut requests = Vec::new();
         {
             let c = self.controls.get_mut(&t).expect("checked by the caller");
             let mut buf = [0u8; 4096];
             loop {
                 match c.stream.read(&mut buf) {
                     Ok(0) => {
-                        close = true;
+                        c.eof = true;
                         break;
                     }
                     Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
@@ -385,11 +395,32 @@ impl Io {
             }
             while let Some(nl) = c.inbuf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = c.inbuf.drain(..=nl).collect();
-                requests.push(String::from_utf8_lossy(&line).into_owned());
+                c.queued
+                    .push_back(String::from_utf8_lossy(&line).into_owned());
             }
         }
+        if close {
+            self.close_control(t);
+            return;
+        }
+        self.run_queued(t);
+    }
+
+    /// Carry out the connection's queued requests in order, up to the first
+    /// device request (which goes to a thread of its own; the rest wait for
+    /// its reply), and send the replies.
+    fn run_queued(&mut self, t: Token) {
         let mut destroy = false;
-        for line in requests {
+        loop {
+            let Some(c) = self.controls.get_mut(&t) else {
+                return;
+            };
+            if c.busy {
+                break;
+            }
+            let Some(line) = c.queued.pop_front() else {
+                break;
+            };
             if line.trim().is_empty() {
                 continue;
             }
@@ -398,6 +429,25 @@ impl Io {
                     destroy = true;
                     control::ok()
                 }
+                Ok(req) if req.is_device_op() => {
+                    c.busy = true;
+                    let shared = self.shared.clone();
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("device-op".into())
+                            .spawn(move || {
+                                let reply = crate::devices::carry_out(&shared, req);
+                                lock(&shared.replies).push((t.0, reply));
+                                let _ = shared.events.wake.write(1);
+                            });
+                    match spawned {
+                        Ok(_) => continue,
+                        Err(e) => {
+                            c.busy = false;
+                            control::error(&format!("starting the device thread: {e}"))
+                        }
+                    }
+                }
                 Ok(req) => self.carry_out(req),
                 Err(msg) => control::error(&msg),
             };
@@ -405,35 +455,58 @@ impl Io {
                 c.out.extend_from_slice(reply.as_bytes());
             }
         }
-        if let Some(c) = self.controls.get_mut(&t) {
-            // Replies are small: write them out now, briefly blocking if
-            // the peer's buffer is full.
-            let _ = c.stream.flush();
-            let mut off = 0;
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while off < c.out.len() && Instant::now() < deadline {
-                match c.stream.write(&c.out[off..]) {
-                    Ok(0) => break,
-                    Ok(n) => off += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(1))
-                    }
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-            c.out.drain(..off);
-            if !c.out.is_empty() {
-                close = true;
-            }
-        }
-        if close {
-            if let Some(mut c) = self.controls.remove(&t) {
-                let _ = self.poll.registry().deregister(&mut c.stream);
-            }
-        }
+        self.flush_control(t);
         if destroy {
             self.shared.end(End::Destroy);
+        }
+    }
+
+    /// Replies from device threads: send each, then go on with what its
+    /// connection queued behind it.
+    fn deliver_replies(&mut self) {
+        let replies = std::mem::take(&mut *lock(&self.shared.replies));
+        for (t, reply) in replies {
+            let t = Token(t);
+            let Some(c) = self.controls.get_mut(&t) else {
+                continue;
+            };
+            c.busy = false;
+            c.out.extend_from_slice(reply.as_bytes());
+            self.run_queued(t);
+        }
+    }
+
+    /// Write out a connection's replies (small: briefly blocking if the
+    /// peer's buffer is full); close it if that fails or once the peer has
+    /// closed and nothing is under way.
+    fn flush_control(&mut self, t: Token) {
+        let Some(c) = self.controls.get_mut(&t) else {
+            return;
+        };
+        let _ = c.stream.flush();
+        let mut off = 0;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while off < c.out.len() && Instant::now() < deadline {
+            match c.stream.write(&c.out[off..]) {
+                Ok(0) => break,
+                Ok(n) => off += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        c.out.drain(..off);
+        let close = !c.out.is_empty() || (c.eof && !c.busy && c.queued.is_empty());
+        if close {
+            self.close_control(t);
+        }
+    }
+
+    fn close_control(&mut self, t: Token) {
+        if let Some(mut c) = self.controls.remove(&t) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
         }
     }
 
@@ -461,6 +534,8 @@ impl Io {
                 }
             }
             Request::Destroy => control::ok(),
+            // Carried out by run_queued on a thread of their own.
+            req => crate::devices::carry_out(&self.shared, req),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod boot;
 pub mod config;
 pub mod control;
 pub mod cpuid;
+pub mod devices;
 pub mod domain;
 pub mod io;
 pub mod layout;

@@ -38,8 +38,9 @@ use vmm_sys_util::eventfd::EventFd;
 use xen_abi::DomId;
 use xenstore::client::{Client, ClientError};
 
-use crate::blkback::{DomainEvents, DomainPages, XsStore};
+use crate::blkback::{DomainEvents, DomainPages, Signal, XsStore};
 use crate::config::NicSpec;
+use crate::control::DetachMode;
 use crate::domain::Shared;
 use crate::vcpus::lock;
 use crate::xen::RateLimit;
@@ -118,13 +119,25 @@ struct State {
     params: VifParams,
 }
 
-/// A network interface being served; [`NicHandle::stop`] ends it.
-#[derive(Debug)]
+/// A network interface being served; [`NicHandle::stop`] ends it,
+/// [`NicHandle::detach`] removes it from the running guest.
 pub struct NicHandle {
     devid: u32,
     stop: Arc<AtomicBool>,
     eventfd: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
+    state: Arc<Mutex<State>>,
+    /// Raised by the XenStore thread once the frontend has closed and
+    /// `online` is 0.
+    removed: Arc<Signal>,
+}
+
+impl std::fmt::Debug for NicHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NicHandle")
+            .field("devid", &self.devid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NicHandle {
@@ -138,6 +151,70 @@ impl NicHandle {
         {
             tracing::error!(devid = self.devid, "the vif thread panicked");
         }
+    }
+
+    /// Remove the interface from the running guest, as libxl does:
+    /// `online` = 0, the backend `Closing`, then wait (up to `timeout`) for
+    /// the frontend to close, then end it (hotplug `offline`, TAP removed).
+    /// With [`DetachMode::Force`] nothing is waited for; with
+    /// [`DetachMode::Safe`] a frontend that does not close makes it fail
+    /// and everything is put back (the interface is still served). Then call
+    /// [`NicHandle::finish_detach`]. `Ok(true)` when the guest had not closed
+    /// its side.
+    pub fn detach(&self, mode: DetachMode, timeout: Duration) -> Result<bool, String> {
+        let was = {
+            let mut st = lock(&self.state);
+            let State { xb, ops, .. } = &mut *st;
+            let Some(xb) = xb.as_mut() else {
+                // Ended already (its frontend closed with online 0).
+                return Ok(false);
+            };
+            let was = xb.state();
+            if let Err(e) = xb.request_close(&mut XsStore { ops, watch: None }) {
+                return Err(format!("vif {}: {}", self.devid, crate::chain(&e)));
+            }
+            was
+        };
+        let closed = mode != DetachMode::Force && self.removed.wait(timeout);
+        if !closed && mode == DetachMode::Safe {
+            let mut st = lock(&self.state);
+            let State { xb, ops, .. } = &mut *st;
+            if let Some(xb) = xb.as_mut()
+                && let Err(e) = xb.cancel_close(&mut XsStore { ops, watch: None }, was)
+            {
+                tracing::warn!(devid = self.devid, "putting the vif back online: {e}");
+            }
+            drop(st);
+            let msg = format!(
+                "vif {}: the guest did not close it within {} s; it stays attached",
+                self.devid,
+                timeout.as_secs()
+            );
+            return Err(msg);
+        }
+        Ok(!closed)
+    }
+
+    /// End a detached interface: disconnect, hotplug `offline`, the TAP
+    /// removed; `forced` as [`NicHandle::detach`] returned it.
+    pub fn finish_detach(self, forced: bool) {
+        let backend = lock(&self.state)
+            .xb
+            .as_ref()
+            .map(|xb| xb.backend_path().to_owned());
+        let devid = self.devid;
+        // Ends the vif: disconnect, hotplug offline, TAP closed.
+        let state = self.state.clone();
+        self.stop();
+        if forced {
+            tracing::warn!(devid, "removing the vif without the guest's consent");
+            // Wake the XenStore thread: it finds the vif ended and returns.
+            if let Some(be) = backend {
+                let mut st = lock(&state);
+                let _ = st.ops.write(&format!("{be}/online"), "0");
+            }
+        }
+        tracing::info!(devid, forced, "network interface detached");
     }
 }
 
@@ -243,15 +320,21 @@ pub fn spawn(shared: Arc<Shared>, index: u32, n: &NicSpec) -> Result<NicHandle, 
         .map_err(|e| os_err("poller", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (st, ev, sp) = (state.clone(), eventfd.clone(), stop.clone());
+    let removed = Arc::new(Signal::default());
+    let (st, ev, sp, rm) = (
+        state.clone(),
+        eventfd.clone(),
+        stop.clone(),
+        removed.clone(),
+    );
     std::thread::Builder::new()
         .name(format!("vif-{devid}-xs"))
-        .spawn(move || watch_loop(st, watch, token, ev, sp, devid))
+        .spawn(move || watch_loop(st, watch, token, ev, sp, rm, devid))
         .map_err(|e| os_err("XenStore thread", e))?;
-    let (ev, sp) = (eventfd.clone(), stop.clone());
+    let (st, ev, sp) = (state.clone(), eventfd.clone(), stop.clone());
     let thread = std::thread::Builder::new()
         .name(format!("vif-{devid}"))
-        .spawn(move || frame_loop(state, poll, tap_fd, ev, sp, devid))
+        .spawn(move || frame_loop(st, poll, tap_fd, ev, sp, devid))
         .map_err(|e| os_err("frame thread", e))?;
     tracing::info!(devid, mac = %n.mac, "network interface served");
     Ok(NicHandle {
@@ -259,6 +342,8 @@ pub fn spawn(shared: Arc<Shared>, index: u32, n: &NicSpec) -> Result<NicHandle, 
         stop,
         eventfd,
         thread: Some(thread),
+        state,
+        removed,
     })
 }
 
@@ -289,6 +374,7 @@ fn watch_loop(
     token: String,
     wake: Arc<EventFd>,
     stop: Arc<AtomicBool>,
+    removed: Arc<Signal>,
     devid: u32,
 ) {
     loop {
@@ -309,7 +395,7 @@ fn watch_loop(
             ops,
             watch: Some(&mut watch),
         };
-        let removed = match xb.handle(&mut store) {
+        let gone = match xb.handle(&mut store) {
             Ok(Outcome::Running) => false,
             Ok(Outcome::Removed) => {
                 if let Err(e) = xb.stop(&mut store, &token) {
@@ -324,11 +410,12 @@ fn watch_loop(
             }
         };
         drop(st);
-        if removed {
+        if gone {
             stop.store(true, Ordering::SeqCst);
         }
         let _ = wake.write(1);
-        if removed {
+        if gone {
+            removed.raise();
             return;
         }
     }
