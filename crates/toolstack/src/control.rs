@@ -77,14 +77,87 @@ pub struct ControlInfo {
     pub start_time: u64,
 }
 
+/// How long a device request may take: a detach waits up to 10 s for the guest (libxl's
+/// `LIBXL_DESTROY_TIMEOUT`), an attach runs the vif's hotplug step (40 s for a user's
+/// script, libxl's `LIBXL_HOTPLUG_TIMEOUT`).
+pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Sends one request and returns the reply object (with `ok` true).
 pub fn request(socket: &Path, req: &Value) -> Result<Value, ControlError> {
+    request_timeout(socket, req, REPLY_TIMEOUT)
+}
+
+/// How a detach treats a guest that does not close its side in time (the contract's
+/// `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachMode {
+    /// Fail and leave the device (`xl block-detach`).
+    Safe,
+    /// Remove it anyway (`xl network-detach`).
+    Auto,
+    /// Do not wait for the guest (`xl block-detach --force`).
+    Force,
+}
+
+impl DetachMode {
+    fn name(self) -> &'static str {
+        match self {
+            DetachMode::Safe => "safe",
+            DetachMode::Auto => "auto",
+            DetachMode::Force => "force",
+        }
+    }
+}
+
+/// `disk-attach`: serve a new disk (libxl's JSON form of it).
+pub fn disk_attach(socket: &Path, disk: &xl_config::DiskConfig) -> Result<(), ControlError> {
+    let req = json!({"op": "disk-attach", "disk": disk});
+    request_timeout(socket, &req, DEVICE_TIMEOUT).map(|_| ())
+}
+
+/// `nic-attach`: serve a new network interface (devid and MAC chosen).
+pub fn nic_attach(socket: &Path, nic: &xl_config::NicConfig) -> Result<(), ControlError> {
+    let req = json!({"op": "nic-attach", "nic": nic});
+    request_timeout(socket, &req, DEVICE_TIMEOUT).map(|_| ())
+}
+
+/// `disk-detach` (`kind` "disk") or `nic-detach` ("nic"); whether the device was removed
+/// without the guest's consent.
+pub fn detach(
+    socket: &Path,
+    kind: &str,
+    devid: u32,
+    mode: DetachMode,
+) -> Result<bool, ControlError> {
+    let req = json!({"op": format!("{kind}-detach"), "devid": devid, "mode": mode.name()});
+    let v = request_timeout(socket, &req, DEVICE_TIMEOUT)?;
+    Ok(v.get("forced").and_then(Value::as_bool).unwrap_or(false))
+}
+
+/// `cd-insert`: a new medium in a removable drive.
+pub fn cd_insert(socket: &Path, disk: &xl_config::DiskConfig) -> Result<(), ControlError> {
+    let req = json!({"op": "cd-insert", "disk": disk});
+    request_timeout(socket, &req, DEVICE_TIMEOUT).map(|_| ())
+}
+
+/// `cd-eject`: empty a removable drive.
+pub fn cd_eject(socket: &Path, devid: u32) -> Result<(), ControlError> {
+    let req = json!({"op": "cd-eject", "devid": devid});
+    request_timeout(socket, &req, DEVICE_TIMEOUT).map(|_| ())
+}
+
+/// [`request`], waiting up to `timeout` for the reply.
+pub fn request_timeout(
+    socket: &Path,
+    req: &Value,
+    timeout: Duration,
+) -> Result<Value, ControlError> {
     let mut stream = UnixStream::connect(socket).map_err(|source| ControlError::Connect {
         path: socket.to_owned(),
         source,
     })?;
     stream
-        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .set_read_timeout(Some(timeout))
         .map_err(ControlError::Io)?;
     let mut line = serde_json::to_string(req).expect("JSON values serialize");
     line.push('\n');

@@ -112,6 +112,12 @@ pub enum DomainError {
     /// A vCPU number out of range.
     #[error("domain {domid} has no vCPU {vcpu}")]
     NoVcpu { domid: u32, vcpu: u32 },
+    /// A device cannot be added, removed or changed as asked (nothing was changed).
+    #[error("{0}")]
+    Device(String),
+    /// The domain has no such device.
+    #[error("domain {domid} has no {what}")]
+    NoDevice { domid: u32, what: String },
     /// CPUs the host does not have.
     #[error("CPUs {cpus} do not exist on this host (it has CPUs {host})")]
     NoSuchCpus { cpus: Bitmap, host: Bitmap },
@@ -845,7 +851,7 @@ impl Toolstack {
         Ok(())
     }
 
-    fn live_control(&self, domid: u32) -> Result<PathBuf, DomainError> {
+    pub(crate) fn live_control(&self, domid: u32) -> Result<PathBuf, DomainError> {
         if domid == 0 {
             return Err(DomainError::Dom0("do that to"));
         }
@@ -947,7 +953,7 @@ impl Toolstack {
         Ok(())
     }
 
-    fn write_config(&self, domid: u32, c: &DomainConfig) -> Result<(), DomainError> {
+    pub(crate) fn write_config(&self, domid: u32, c: &DomainConfig) -> Result<(), DomainError> {
         let path = self.paths.domain_dir(domid).join(f::CONFIG);
         let tmp = path.with_extension("json.tmp");
         fs::write(&tmp, c.to_json()).map_err(runtime("cannot write", &tmp))?;

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod device;
 pub mod domain;
 pub mod host;
 pub mod info;

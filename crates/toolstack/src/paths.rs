@@ -103,6 +103,8 @@ impl Paths {
 pub mod domain_files {
     /// The domain's effective configuration, written by the toolstack.
     pub const CONFIG: &str = "config.json";
+    /// Held while a device of the domain is added, removed or changed.
+    pub const DEVICES_LOCK: &str = "devices.lock";
     /// The domain process's pid, written by it once the VM exists.
     pub const PID: &str = "pid";
     /// The control socket.

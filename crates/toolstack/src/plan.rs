@@ -433,64 +433,21 @@ impl Notes<'_> {
                 .cloned()
                 .unwrap_or_else(|| self.at("disk"));
             let vdev = d.vdev.as_deref().unwrap_or("?");
-            let mut note = |kind, msg: String| {
+            let mut notes = Vec::new();
+            if !vdevs.insert(vdev) {
+                notes.push((
+                    NoticeKind::Blocking,
+                    "another disk has the same vdev".to_owned(),
+                ));
+            }
+            notes.extend(disk_notices(d));
+            for (kind, msg) in notes {
                 self.notices.push(Notice {
                     at: at.clone(),
                     key: "disk".to_owned(),
                     kind,
                     message: format!("disk {vdev}: {msg}"),
-                })
-            };
-            if !vdevs.insert(vdev) {
-                note(
-                    NoticeKind::Blocking,
-                    "another disk has the same vdev".to_owned(),
-                );
-            }
-            if !matches!(
-                d.format,
-                DiskFormat::Raw | DiskFormat::Empty | DiskFormat::Qcow2
-            ) {
-                note(
-                    NoticeKind::Blocking,
-                    format!(
-                        "format {} cannot be served: rxen's block backend serves raw and qcow2 images",
-                        d.format.libxl_name()
-                    ),
-                );
-            }
-            if backends::blk::xenbus::vdev_to_devid(vdev).is_none() {
-                note(
-                    NoticeKind::Blocking,
-                    "not a virtual device name (xvdX, hdX, sdX, dNpM)".to_owned(),
-                );
-            }
-            if let Some(s) = &d.script {
-                note(
-                    NoticeKind::Blocking,
-                    format!(
-                        "script={s} cannot be run: rxen runs no block hotplug scripts, so the target must be a file or block device"
-                    ),
-                );
-            }
-            if let Some(b) = &d.backend_domname {
-                note(
-                    NoticeKind::NotHonoured,
-                    format!("backend={b} will not be honoured: dom0 serves every device"),
-                );
-            }
-            if d.specification == xl_config::DiskSpecification::Virtio {
-                note(
-                    NoticeKind::NotHonoured,
-                    "specification=virtio will not be honoured: rxen serves Xen PV block devices"
-                        .to_owned(),
-                );
-            }
-            if d.colo_enable == Some(true) {
-                note(
-                    NoticeKind::NotHonoured,
-                    "colo will not be honoured: rxen does not support COLO".to_owned(),
-                );
+                });
             }
         }
         let mut devids = std::collections::BTreeSet::new();
@@ -500,67 +457,126 @@ impl Notes<'_> {
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| self.at("vif"));
+            let mut notes = Vec::new();
             if !devids.insert(nic.devid) {
+                notes.push((
+                    NoticeKind::Blocking,
+                    "another vif has the same devid".to_owned(),
+                ));
+            }
+            notes.extend(nic_notices(nic));
+            for (kind, msg) in notes {
                 self.notices.push(Notice {
                     at: at.clone(),
                     key: "vif".to_owned(),
-                    kind: NoticeKind::Blocking,
-                    message: format!("vif {}: another vif has the same devid", nic.devid),
+                    kind,
+                    message: format!("vif {}: {msg}", nic.devid),
                 });
-            }
-            let mut note = |what: &str, reason: &str| {
-                self.notices.push(Notice {
-                    at: at.clone(),
-                    key: "vif".to_owned(),
-                    kind: NoticeKind::NotHonoured,
-                    message: format!("vif {}: {what} will not be honoured: {reason}", nic.devid),
-                })
-            };
-            if nic.model.is_some() || nic.nictype == xl_config::NicType::VifIoemu {
-                note(
-                    "model/type",
-                    "rxen provides PV network interfaces only, no emulated NIC",
-                );
-            }
-            // script=, ip=, gatewaydev=, mtu= and rate= are honoured by the domain
-            // process's netback and hotplug step (docs/networking.md).
-            if let Some(script) = nic.script.as_deref().filter(|s| !s.is_empty()) {
-                let path = backends::net::hotplug::script_path(
-                    Some(script),
-                    std::path::Path::new(backends::net::hotplug::XEN_SCRIPT_DIR),
-                );
-                if backends::net::hotplug::Builtin::for_script(&path).is_none() && !path.exists() {
-                    self.notices.push(Notice {
-                        at: at.clone(),
-                        key: "vif".to_owned(),
-                        kind: NoticeKind::Blocking,
-                        message: format!(
-                            "vif {}: script={script}: {} does not exist (rxen has built-in vif-bridge, vif-route and vif-nat)",
-                            nic.devid,
-                            path.display()
-                        ),
-                    });
-                }
-            }
-            let mut note = |what: &str, reason: &str| {
-                self.notices.push(Notice {
-                    at: at.clone(),
-                    key: "vif".to_owned(),
-                    kind: NoticeKind::NotHonoured,
-                    message: format!("vif {}: {what} will not be honoured: {reason}", nic.devid),
-                })
-            };
-            if nic.ifname.is_some() {
-                note("vifname", "the host interface is always vifDOMID.DEVID");
-            }
-            if nic.backend_domname.is_some() {
-                note("backend", "dom0 serves every device");
-            }
-            if nic.vlan.is_some() {
-                note("vlan", "rxen does not configure VLANs");
             }
         }
     }
+}
+
+/// What rxen has to say about one disk, whether in `disk=` or given to
+/// `xl block-attach`: what it cannot serve (`Blocking`) and what it will
+/// not honour. Messages are to follow `disk VDEV: `.
+pub fn disk_notices(d: &xl_config::DiskConfig) -> Vec<(NoticeKind, String)> {
+    let vdev = d.vdev.as_deref().unwrap_or("?");
+    let mut v = Vec::new();
+    if !matches!(
+        d.format,
+        DiskFormat::Raw | DiskFormat::Empty | DiskFormat::Qcow2
+    ) {
+        v.push((
+            NoticeKind::Blocking,
+            format!(
+                "format {} cannot be served: rxen's block backend serves raw and qcow2 images",
+                d.format.libxl_name()
+            ),
+        ));
+    }
+    if backends::blk::xenbus::vdev_to_devid(vdev).is_none() {
+        v.push((
+            NoticeKind::Blocking,
+            "not a virtual device name (xvdX, hdX, sdX, dNpM)".to_owned(),
+        ));
+    }
+    if let Some(s) = &d.script {
+        v.push((
+            NoticeKind::Blocking,
+            format!(
+                "script={s} cannot be run: rxen runs no block hotplug scripts, so the target must be a file or block device"
+            ),
+        ));
+    }
+    if let Some(b) = &d.backend_domname {
+        v.push((
+            NoticeKind::NotHonoured,
+            format!("backend={b} will not be honoured: dom0 serves every device"),
+        ));
+    }
+    if d.specification == xl_config::DiskSpecification::Virtio {
+        v.push((
+            NoticeKind::NotHonoured,
+            "specification=virtio will not be honoured: rxen serves Xen PV block devices"
+                .to_owned(),
+        ));
+    }
+    if d.colo_enable == Some(true) {
+        v.push((
+            NoticeKind::NotHonoured,
+            "colo will not be honoured: rxen does not support COLO".to_owned(),
+        ));
+    }
+    v
+}
+
+/// What rxen has to say about one network interface, in `vif=` or given to
+/// `xl network-attach`. Messages are to follow `vif DEVID: `.
+pub fn nic_notices(nic: &xl_config::NicConfig) -> Vec<(NoticeKind, String)> {
+    let mut v = Vec::new();
+    let not_honoured = |what: &str, reason: &str| {
+        (
+            NoticeKind::NotHonoured,
+            format!("{what} will not be honoured: {reason}"),
+        )
+    };
+    if nic.model.is_some() || nic.nictype == xl_config::NicType::VifIoemu {
+        v.push(not_honoured(
+            "model/type",
+            "rxen provides PV network interfaces only, no emulated NIC",
+        ));
+    }
+    // script=, ip=, gatewaydev=, mtu= and rate= are honoured by the domain
+    // process's netback and hotplug step (docs/networking.md).
+    if let Some(script) = nic.script.as_deref().filter(|s| !s.is_empty()) {
+        let path = backends::net::hotplug::script_path(
+            Some(script),
+            std::path::Path::new(backends::net::hotplug::XEN_SCRIPT_DIR),
+        );
+        if backends::net::hotplug::Builtin::for_script(&path).is_none() && !path.exists() {
+            v.push((
+                NoticeKind::Blocking,
+                format!(
+                    "script={script}: {} does not exist (rxen has built-in vif-bridge, vif-route and vif-nat)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    if nic.ifname.is_some() {
+        v.push(not_honoured(
+            "vifname",
+            "the host interface is always vifDOMID.DEVID",
+        ));
+    }
+    if nic.backend_domname.is_some() {
+        v.push(not_honoured("backend", "dom0 serves every device"));
+    }
+    if nic.vlan.is_some() {
+        v.push(not_honoured("vlan", "rxen does not configure VLANs"));
+    }
+    v
 }
 
 #[cfg(test)]

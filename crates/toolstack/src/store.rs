@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use backends::blk::xenbus::{VbdNodes, vbd_nodes, vdev_to_devid};
 use backends::blk::{DiskConfig, DiskFormat};
 use backends::net::xenbus::{VifNodes, vif_nodes};
-use backends::xenbus::write_device_nodes;
+use backends::xenbus::{DeviceNodes, backend_path, frontend_path, write_device_nodes};
 use thiserror::Error;
 use xen_abi::DomId;
 use xenstore::client::{Client, ClientError};
@@ -64,6 +64,26 @@ pub struct NicInfo {
     pub tx_ring_ref: i64,
     /// The RX ring's grant reference.
     pub rx_ring_ref: i64,
+    /// The backend directory.
+    pub backend: String,
+}
+
+/// One virtual disk of a domain, as `xl block-list` shows it (`libxl_diskinfo`); -1 for
+/// a value the frontend has not written (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskInfo {
+    /// The device number.
+    pub devid: u32,
+    /// The backend's domain.
+    pub backend_id: i64,
+    /// The guest's domain (libxl's `frontend_id`, in the `handle` column).
+    pub frontend_id: u32,
+    /// The frontend's XenbusState.
+    pub state: i64,
+    /// The frontend's event channel.
+    pub evtch: i64,
+    /// The ring's grant reference.
+    pub ring_ref: i64,
     /// The backend directory.
     pub backend: String,
 }
@@ -410,19 +430,138 @@ impl Store {
             )))
     }
 
-    /// Domain `domid`'s network interfaces as `xl network-list` shows them (libxl's
-    /// `libxl_device_nic_getinfo`), by devid: the frontend directory's `backend`,
-    /// `backend-id`, `state`, `event-channel` and ring references, and the backend's `mac`.
-    pub fn nics(&mut self, domid: u32) -> Result<Vec<NicInfo>, StoreError> {
-        let dir = format!("{}/device/vif", dom_path(domid));
+    /// Lays out one device's nodes (`kind` `vbd` or `vif`) in one transaction, as
+    /// `xl block-attach` / `network-attach` do before asking the domain process to serve
+    /// it. Fails, writing nothing, if the device's frontend or backend directory exists.
+    pub fn write_device(
+        &mut self,
+        domid: u32,
+        kind: &str,
+        devid: u32,
+        nodes: &DeviceNodes,
+    ) -> Result<(), StoreError> {
+        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
+        let be = backend_path(DomId::DOM0, kind, guest, devid);
+        let fe = frontend_path(kind, guest, devid);
+        self.xs
+            .transaction(|tx| {
+                for p in [&fe, &be] {
+                    if tx.try_read(p)?.is_some() {
+                        return Err(ClientError::Daemon {
+                            op: "laying out a device",
+                            errno: xenstore::wire::Errno::EEXIST,
+                        });
+                    }
+                }
+                write_device_nodes(tx, kind, guest, devid, nodes)
+            })
+            .map_err(req(format!("laying out {fe}")))
+    }
+
+    /// Whether device `devid` of kind `kind` has a frontend or backend directory.
+    pub fn device_exists(
+        &mut self,
+        domid: u32,
+        kind: &str,
+        devid: u32,
+    ) -> Result<bool, StoreError> {
+        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
+        Ok(self.read(&frontend_path(kind, guest, devid))?.is_some()
+            || self
+                .read(&backend_path(DomId::DOM0, kind, guest, devid))?
+                .is_some())
+    }
+
+    /// Removes a device's frontend and backend directories in one transaction (libxl's
+    /// `libxl__device_destroy`); missing ones are fine.
+    pub fn remove_device(&mut self, domid: u32, kind: &str, devid: u32) -> Result<(), StoreError> {
+        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
+        let be = backend_path(DomId::DOM0, kind, guest, devid);
+        let fe = frontend_path(kind, guest, devid);
+        self.xs
+            .transaction(|tx| {
+                for p in [&fe, &be] {
+                    match tx.rm(p) {
+                        Err(e) if !e.is_enoent() => return Err(e),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+            .map_err(req(format!("removing {fe} and {be}")))
+    }
+
+    /// Removes a device's frontend directory (the first step of a forced detach, as
+    /// libxl's: the guest's driver lets go of a device whose directory is gone).
+    pub fn remove_frontend(
+        &mut self,
+        domid: u32,
+        kind: &str,
+        devid: u32,
+    ) -> Result<(), StoreError> {
+        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
+        let fe = frontend_path(kind, guest, devid);
+        match self.xs.rm(&fe) {
+            Err(e) if !e.is_enoent() => Err(req(format!("removing {fe}"))(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The device numbers under `/local/domain/N/device/KIND`, in order.
+    pub fn device_ids(&mut self, domid: u32, kind: &str) -> Result<Vec<u32>, StoreError> {
+        let dir = format!("{}/device/{kind}", dom_path(domid));
         let mut devids: Vec<u32> = match self.xs.directory(&dir) {
             Ok(d) => d.iter().filter_map(|n| n.parse().ok()).collect(),
             Err(e) if e.is_enoent() => return Ok(Vec::new()),
             Err(e) => return Err(req(format!("listing {dir}"))(e)),
         };
         devids.sort_unstable();
+        Ok(devids)
+    }
+
+    /// Domain `domid`'s virtual disks as `xl block-list` shows them (libxl's
+    /// `libxl_device_disk_getinfo`), by devid, from the frontend directories.
+    pub fn disks(&mut self, domid: u32) -> Result<Vec<DiskInfo>, StoreError> {
         let mut out = Vec::new();
-        for devid in devids {
+        for devid in self.device_ids(domid, "vbd")? {
+            let fe = format!("{}/device/vbd/{devid}", dom_path(domid));
+            let keys = [
+                "backend",
+                "backend-id",
+                "state",
+                "event-channel",
+                "ring-ref",
+            ];
+            let v =
+                self.read_many(&keys.iter().map(|k| format!("{fe}/{k}")).collect::<Vec<_>>())?;
+            let Some(backend) = v[0].clone() else {
+                continue;
+            };
+            let num = |i: usize| -> i64 {
+                v[i].as_deref()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(-1)
+            };
+            out.push(DiskInfo {
+                devid,
+                backend_id: num(1),
+                frontend_id: domid,
+                state: num(2),
+                evtch: num(3),
+                ring_ref: num(4),
+                backend,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Domain `domid`'s network interfaces as `xl network-list` shows them (libxl's
+    /// `libxl_device_nic_getinfo`), by devid: the frontend directory's `backend`,
+    /// `backend-id`, `state`, `event-channel` and ring references, and the backend's `mac`.
+    pub fn nics(&mut self, domid: u32) -> Result<Vec<NicInfo>, StoreError> {
+        let dir = format!("{}/device/vif", dom_path(domid));
+        let mut out = Vec::new();
+        for devid in self.device_ids(domid, "vif")? {
             let fe = format!("{dir}/{devid}");
             let keys = [
                 "backend",

@@ -429,6 +429,314 @@ fn vifs_are_laid_out_as_libxl_does() {
     assert_eq!(env.read(be), None, "backend nodes removed");
 }
 
+/// A snapshot of every node under `paths` (what "nothing changed" compares).
+fn snapshot(env: &Env, paths: &[&str]) -> Vec<String> {
+    let mut xs = env.xs();
+    let mut out = Vec::new();
+    fn walk(xs: &mut Client, p: &str, out: &mut Vec<String>) {
+        let Ok(Some(v)) = xs.try_read(p) else { return };
+        out.push(format!("{p}={}", String::from_utf8_lossy(&v)));
+        for c in xs.directory(p).unwrap_or_default() {
+            walk(xs, &format!("{p}/{c}"), out);
+        }
+    }
+    for p in paths {
+        walk(&mut xs, p, &mut out);
+    }
+    out
+}
+
+fn hotplug_block_network_cdrom() {
+    let env = Env::new("hotplug");
+    let img = env.dir.join("b.img");
+    std::fs::write(&img, vec![0u8; 4096]).unwrap();
+    let busy = env.dir.join("c.img.busy");
+    std::fs::write(&busy, vec![0u8; 4096]).unwrap();
+    let iso = env.dir.join("cd.iso");
+    std::fs::write(&iso, vec![0u8; 2048]).unwrap();
+    let (img, busy, iso) = (
+        img.to_str().unwrap().to_owned(),
+        busy.to_str().unwrap().to_owned(),
+        iso.to_str().unwrap().to_owned(),
+    );
+    let cfg = env.config(
+        "hot",
+        "uuid = '5b0e3a2c-7a1f-4c61-9d4e-0123456789ab'\ndisk = [',,hdc:cdrom,r']\non_reboot = 'restart'\n",
+    );
+    env.ok(&["create", &cfg]);
+    let be = "/local/domain/0/backend/vbd/1";
+    let fe = "/local/domain/1/device/vbd";
+    let config_json =
+        || std::fs::read_to_string(env.run_dir().join("domain/1/config.json")).unwrap();
+
+    // block-attach: the nodes as xl create writes them, the disk in config.json.
+    let r = env.xl(&[
+        "block-attach",
+        "hot",
+        "format=raw",
+        "vdev=xvdb",
+        &format!("target={img}"),
+    ]);
+    assert_eq!(
+        (r.status, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "", "")
+    );
+    assert_eq!(env.read(&format!("{be}/51728/params")), Some(img.clone()));
+    assert_eq!(
+        env.read(&format!("{be}/51728/dev")).as_deref(),
+        Some("xvdb")
+    );
+    assert_eq!(env.read(&format!("{be}/51728/mode")).as_deref(), Some("w"));
+    assert_eq!(
+        env.read(&format!("{fe}/51728/virtual-device")).as_deref(),
+        Some("51728")
+    );
+    let mut xs = env.xs();
+    let perms = |xs: &mut Client, p: &str| {
+        xs.get_perms(p)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(perms(&mut xs, &format!("{be}/51728")), "n0 r1");
+    assert_eq!(perms(&mut xs, &format!("{fe}/51728")), "n1 r0");
+    assert!(config_json().contains(&img), "{}", config_json());
+    assert_eq!(
+        env.ok(&["block-list", "hot"]),
+        "Vdev  BE  handle state evt-ch ring-ref BE-path                       \n\
+         5632  0   1      1     -1     -1       /local/domain/0/backend/vbd/1/5632\n\
+         51728 0   1      1     -1     -1       /local/domain/0/backend/vbd/1/51728\n"
+    );
+    // What the guest's blkfront writes shows up.
+    env.xs().write(&format!("{fe}/51728/state"), "4").unwrap();
+    env.xs()
+        .write(&format!("{fe}/51728/event-channel"), "9")
+        .unwrap();
+    env.xs()
+        .write(&format!("{fe}/51728/ring-ref"), "8")
+        .unwrap();
+    assert!(
+        env.ok(&["block-list", "1"]).contains(
+            "51728 0   1      4     9      8        /local/domain/0/backend/vbd/1/51728\n"
+        )
+    );
+    // -N prints the disk and attaches nothing.
+    let out = env.ok(&["-N", "block-attach", "hot", "/x.img,raw,xvdc,r"]);
+    assert!(
+        out.starts_with("disk: {") && out.contains("\"vdev\": \"xvdc\""),
+        "{out}"
+    );
+
+    // Refusals: a precise error, and nothing changed.
+    let watched = [be, fe];
+    let before = snapshot(&env, &watched);
+    let json_before = config_json();
+    for (args, want) in [
+        (
+            vec![
+                "block-attach",
+                "hot",
+                "format=raw",
+                "vdev=xvdb",
+                "target=/other.img",
+            ],
+            "disk xvdb: domain 1 has a disk with device number 51728 already (xvdb)",
+        ),
+        (
+            vec!["block-attach", "hot", "/nonexistent.img,raw,xvdc,w"],
+            "opening its target failed: /nonexistent.img: No such file or directory",
+        ),
+        (
+            vec!["block-attach", "hot", "/x.vhd,vhd,xvdc,w"],
+            "disk xvdc: format vhd cannot be served",
+        ),
+        (
+            vec!["block-attach", "hot", "/x.img,raw,vda,w"],
+            "disk vda: not a virtual device name",
+        ),
+        (
+            vec!["block-attach", "hot", "format=vhdx,vdev=xvdc,target=/x"],
+            "xl: config parsing error in disk specification: unknown value for format",
+        ),
+        (
+            vec!["block-detach", "hot", "xvdz"],
+            "Error: Device xvdz not connected.\n",
+        ),
+        (
+            vec!["block-detach", "hot", "nonsense"],
+            "Error: Device nonsense not connected.\n",
+        ),
+        (
+            vec!["block-attach", "nosuchdomain", "/x,raw,xvdc"],
+            "nosuchdomain is an invalid domain identifier",
+        ),
+        (
+            vec!["cd-insert", "hot", "hdc", "/nonexistent.iso"],
+            "Cannot stat file: /nonexistent.iso",
+        ),
+        (
+            vec!["cd-insert", "hot", "xvdb", &iso],
+            "disk xvdb of domain 1 is not a removable drive (devtype=cdrom)",
+        ),
+        (
+            vec!["cd-eject", "hot", "hdd"],
+            "xl: virtual device hdd not found in domain 1",
+        ),
+    ] {
+        let r = env.xl(&args);
+        assert_eq!(r.status, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+        assert_eq!(
+            snapshot(&env, &watched),
+            before,
+            "{args:?} changed XenStore"
+        );
+        assert_eq!(config_json(), json_before, "{args:?} changed config.json");
+    }
+
+    // A disk the guest keeps open: block-detach fails and leaves it, --force removes it.
+    env.ok(&["block-attach", "hot", &format!("{busy},raw,xvdc,w")]);
+    let before = snapshot(&env, &watched);
+    let json_before = config_json();
+    let r = env.xl(&["block-detach", "hot", "xvdc"]);
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("the guest did not close it within 10 s")
+            && r.stderr
+                .ends_with("libxl_device_disk_safe_remove failed.\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&env, &watched), before);
+    assert_eq!(config_json(), json_before);
+    let r = env.xl(&["block-detach", "--force", "hot", "51744"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("removed before the guest released it"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read(&format!("{be}/51744")), None);
+    assert_eq!(env.read(&format!("{fe}/51744")), None);
+    assert!(!config_json().contains(&busy));
+
+    // cd-insert / cd-eject on the cdrom drive: params and config.json follow.
+    env.ok(&["cd-insert", "hot", "hdc", &iso]);
+    assert_eq!(env.read(&format!("{be}/5632/params")), Some(iso.clone()));
+    assert!(config_json().contains(&iso));
+    env.ok(&["cd-eject", "hot", "hdc"]);
+    assert_eq!(env.read(&format!("{be}/5632/params")).as_deref(), Some(""));
+    assert!(!config_json().contains(&iso));
+
+    // network-attach: the next devid, the given or the domain's stable MAC.
+    let vbe = "/local/domain/0/backend/vif/1";
+    let r = env.xl(&[
+        "network-attach",
+        "hot",
+        "bridge=br-lab",
+        "mac=00:16:3e:aa:bb:cc",
+    ]);
+    assert_eq!((r.status, r.stderr.as_str()), (0, ""));
+    env.ok(&[
+        "network-attach",
+        "hot",
+        "script=vif-route",
+        "ip=169.254.9.2",
+    ]);
+    assert_eq!(
+        env.read(&format!("{vbe}/0/bridge")).as_deref(),
+        Some("br-lab")
+    );
+    assert_eq!(
+        env.read(&format!("{vbe}/0/mac")).as_deref(),
+        Some("00:16:3e:aa:bb:cc")
+    );
+    assert_eq!(
+        env.read(&format!("{vbe}/1/script")).as_deref(),
+        Some("/etc/xen/scripts/vif-route")
+    );
+    assert_eq!(
+        env.read(&format!("{vbe}/1/ip")).as_deref(),
+        Some("169.254.9.2")
+    );
+    assert_eq!(
+        env.ok(&["network-list", "hot"]),
+        "Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path                       \n\
+         0   0  00:16:3e:aa:bb:cc     0     1     -1    -1/-1          /local/domain/0/backend/vif/1/0\n\
+         1   0  00:16:3e:59:02:56     1     1     -1    -1/-1          /local/domain/0/backend/vif/1/1\n"
+            .replace("00:16:3e:59:02:56", &env.read(&format!("{vbe}/1/mac")).unwrap())
+    );
+    assert!(config_json().contains("00:16:3e:aa:bb:cc"));
+    let before = snapshot(&env, &[vbe, "/local/domain/1/device/vif"]);
+    let json_before = config_json();
+    for (args, want) in [
+        (
+            vec!["network-attach", "hot", "mac=zz"],
+            "invalid parameter `mac': `zz'",
+        ),
+        (
+            vec!["network-attach", "hot", "devid=0"],
+            "vif 0: domain 1 has a network interface with that device number already",
+        ),
+        (
+            vec!["network-attach", "hot", "mac=00:16:3e:aa:bb:cc"],
+            "MAC address 00:16:3e:aa:bb:cc is vif 0's already",
+        ),
+        (
+            vec!["network-attach", "hot", "bridge=nosuchbridge"],
+            "the hotplug step failed: bridge nosuchbridge does not exist",
+        ),
+        (
+            vec!["network-attach", "hot", "script=/nonexistent/vif-x"],
+            "script=/nonexistent/vif-x: /nonexistent/vif-x does not exist",
+        ),
+        (vec!["network-detach", "hot", "7"], "Unknown device 7.\n"),
+        (
+            vec!["network-detach", "hot", "00:16:3e:00:00:99"],
+            "Unknown device 00:16:3e:00:00:99.\n",
+        ),
+    ] {
+        let r = env.xl(&args);
+        assert_eq!(r.status, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+        assert_eq!(
+            snapshot(&env, &[vbe, "/local/domain/1/device/vif"]),
+            before,
+            "{args:?}"
+        );
+        assert_eq!(config_json(), json_before, "{args:?}");
+    }
+    env.ok(&["network-detach", "hot", "00:16:3e:aa:bb:cc"]);
+    assert_eq!(env.read(&format!("{vbe}/0")), None);
+    assert_eq!(env.read("/local/domain/1/device/vif/0"), None);
+    assert!(!config_json().contains("00:16:3e:aa:bb:cc"));
+
+    // What was attached comes back after a reboot (config.json is what the restart
+    // uses); what was detached does not.
+    let r = env.xl(&["reboot", "-w", "hot"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    env.wait_until("hot to come back as 2", || {
+        env.list_line("hot")
+            .is_some_and(|l| l[1] == "2" && l[4] == "-b----")
+    });
+    assert_eq!(
+        env.read("/local/domain/0/backend/vbd/2/51728/params"),
+        Some(img.clone())
+    );
+    assert!(env.read("/local/domain/0/backend/vif/2/1/mac").is_some());
+    assert_eq!(env.read("/local/domain/0/backend/vif/2/0"), None);
+    assert_eq!(env.read("/local/domain/0/backend/vbd/2/51744"), None);
+    env.ok(&["block-detach", "hot", "xvdb"]);
+    assert_eq!(
+        env.ok(&["block-list", "hot"]),
+        "Vdev  BE  handle state evt-ch ring-ref BE-path                       \n\
+         5632  0   2      1     -1     -1       /local/domain/0/backend/vbd/2/5632\n"
+    );
+}
+
 fn errors_change_nothing() {
     let env = Env::new("errors");
     let cfg = env.config("demo", "");
@@ -1019,6 +1327,7 @@ const TESTS: &[(&str, fn())] = &[
         without_xenstored_commands_say_so,
     ),
     ("shutdown_wait_and_actions", shutdown_wait_and_actions),
+    ("hotplug_block_network_cdrom", hotplug_block_network_cdrom),
     (
         "reboot_restarts_under_a_new_id",
         reboot_restarts_under_a_new_id,

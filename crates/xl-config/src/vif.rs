@@ -159,75 +159,103 @@ pub fn parse_vif_spec(spec: &str, devid: i32) -> Result<ParsedVif, VifSpecError>
             continue;
         }
         let at = start + (raw.len() - token.len());
-        let Some((key, value)) = token.split_once('=') else {
-            match token {
-                "trusted" => nic.trusted = Some(true),
-                "untrusted" => nic.trusted = Some(false),
-                _ => warnings.push((at, format!("unrecognized argument `{token}' ignored"))),
-            }
-            continue;
-        };
-        let voff = at + key.len() + 1;
-        let text = || Some(value.to_owned());
-        match key {
-            "type" => {
-                nic.nictype = match value {
-                    "vif" => NicType::Vif,
-                    "ioemu" => NicType::VifIoemu,
-                    _ => {
-                        return Err(VifSpecError::CheckType {
-                            value: value.to_owned(),
-                            offset: voff,
-                        });
-                    }
-                }
-            }
-            "mac" => {
-                nic.mac = Some(value.parse().map_err(|source| VifSpecError::ParseMac {
-                    value: value.to_owned(),
-                    offset: voff,
-                    source,
-                })?)
-            }
-            "bridge" => nic.bridge = text(),
-            "netdev" => {
-                warnings.push((
-                    at,
-                    "the netdev parameter is deprecated, please use gatewaydev instead".to_owned(),
-                ));
-                nic.gatewaydev = text();
-            }
-            "gatewaydev" => nic.gatewaydev = text(),
-            "ip" => nic.ip = text(),
-            "script" => nic.script = text(),
-            "backend" => nic.backend_domname = text(),
-            "vifname" => nic.ifname = text(),
-            "model" => nic.model = text(),
-            "rate" => {
-                let (bytes, usecs) =
-                    parse_rate(value).map_err(|source| VifSpecError::ParseRate {
-                        value: value.to_owned(),
-                        offset: voff,
-                        source,
-                    })?;
-                nic.rate_bytes_per_interval = bytes;
-                nic.rate_interval_usecs = usecs;
-            }
-            "accel" => warnings.push((
-                at,
-                "the accel parameter for vifs is currently not supported".to_owned(),
-            )),
-            "devid" => nic.devid = parse_number("devid", value, voff)?,
-            "mtu" => nic.mtu = parse_number("mtu", value, voff)?,
-            "vlan" => nic.vlan = text(),
-            _ if COLO_KEYS.contains(&key) => warnings.push((
-                at,
-                format!("COLO parameter `{key}' ignored: rxen does not support COLO"),
-            )),
-            _ => warnings.push((at, format!("unrecognized argument `{token}' ignored"))),
-        }
+        apply_token(&mut nic, &mut warnings, token, at)?;
     }
     Ok(ParsedVif { nic, warnings })
+}
+
+/// Parses the items of `xl network-attach <Domain> [item...]`: each one
+/// `key=value` or flag, taken whole as xl takes it (no splitting at
+/// commas). Offsets in errors and warnings are into the item; `Err` also
+/// says which item (from 0).
+pub fn parse_vif_items(items: &[&str]) -> Result<ParsedVif, (usize, VifSpecError)> {
+    let mut nic = NicConfig::default();
+    let mut warnings = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let token = item.trim_start_matches(' ');
+        if token.is_empty() {
+            continue;
+        }
+        let at = item.len() - token.len();
+        apply_token(&mut nic, &mut warnings, token, at).map_err(|e| (i, e))?;
+    }
+    Ok(ParsedVif { nic, warnings })
+}
+
+/// Applies one `key=value` or flag (at byte `at` of its spec).
+fn apply_token(
+    nic: &mut NicConfig,
+    warnings: &mut Vec<(usize, String)>,
+    token: &str,
+    at: usize,
+) -> Result<(), VifSpecError> {
+    let Some((key, value)) = token.split_once('=') else {
+        match token {
+            "trusted" => nic.trusted = Some(true),
+            "untrusted" => nic.trusted = Some(false),
+            _ => warnings.push((at, format!("unrecognized argument `{token}' ignored"))),
+        }
+        return Ok(());
+    };
+    let voff = at + key.len() + 1;
+    let text = || Some(value.to_owned());
+    match key {
+        "type" => {
+            nic.nictype = match value {
+                "vif" => NicType::Vif,
+                "ioemu" => NicType::VifIoemu,
+                _ => {
+                    return Err(VifSpecError::CheckType {
+                        value: value.to_owned(),
+                        offset: voff,
+                    });
+                }
+            }
+        }
+        "mac" => {
+            nic.mac = Some(value.parse().map_err(|source| VifSpecError::ParseMac {
+                value: value.to_owned(),
+                offset: voff,
+                source,
+            })?)
+        }
+        "bridge" => nic.bridge = text(),
+        "netdev" => {
+            warnings.push((
+                at,
+                "the netdev parameter is deprecated, please use gatewaydev instead".to_owned(),
+            ));
+            nic.gatewaydev = text();
+        }
+        "gatewaydev" => nic.gatewaydev = text(),
+        "ip" => nic.ip = text(),
+        "script" => nic.script = text(),
+        "backend" => nic.backend_domname = text(),
+        "vifname" => nic.ifname = text(),
+        "model" => nic.model = text(),
+        "rate" => {
+            let (bytes, usecs) = parse_rate(value).map_err(|source| VifSpecError::ParseRate {
+                value: value.to_owned(),
+                offset: voff,
+                source,
+            })?;
+            nic.rate_bytes_per_interval = bytes;
+            nic.rate_interval_usecs = usecs;
+        }
+        "accel" => warnings.push((
+            at,
+            "the accel parameter for vifs is currently not supported".to_owned(),
+        )),
+        "devid" => nic.devid = parse_number("devid", value, voff)?,
+        "mtu" => nic.mtu = parse_number("mtu", value, voff)?,
+        "vlan" => nic.vlan = text(),
+        _ if COLO_KEYS.contains(&key) => warnings.push((
+            at,
+            format!("COLO parameter `{key}' ignored: rxen does not support COLO"),
+        )),
+        _ => warnings.push((at, format!("unrecognized argument `{token}' ignored"))),
+    }
+    Ok(())
 }
 
 fn parse_number(key: &'static str, value: &str, offset: usize) -> Result<i32, VifSpecError> {
@@ -314,6 +342,38 @@ mod tests {
 
     fn nic(spec: &str) -> NicConfig {
         parse_vif_spec(spec, 0).unwrap().nic
+    }
+
+    #[test]
+    fn network_attach_items_are_taken_whole() {
+        let p = parse_vif_items(&[
+            "bridge=xenbr0",
+            "mac=00:16:3e:01:02:03",
+            "script=vif-route",
+            "ip=169.254.3.2 169.254.3.3",
+            "trusted",
+        ])
+        .unwrap();
+        assert_eq!(p.nic.bridge.as_deref(), Some("xenbr0"));
+        assert_eq!(p.nic.mac.unwrap().to_string(), "00:16:3e:01:02:03");
+        assert_eq!(p.nic.script.as_deref(), Some("vif-route"));
+        assert_eq!(p.nic.ip.as_deref(), Some("169.254.3.2 169.254.3.3"));
+        assert_eq!(p.nic.devid, -1, "numbered when attached");
+        assert!(p.warnings.is_empty());
+        // No splitting at commas, as xl: the bridge is the whole value.
+        let p = parse_vif_items(&["bridge=a,mac=00:16:3e:01:02:03"]).unwrap();
+        assert_eq!(p.nic.bridge.as_deref(), Some("a,mac=00:16:3e:01:02:03"));
+        assert_eq!(p.nic.mac, None);
+        // Errors name the item.
+        let (i, e) = parse_vif_items(&["bridge=x", "mac=zz"]).unwrap_err();
+        assert_eq!(i, 1);
+        assert_eq!(e.to_string(), "invalid parameter `mac': `zz'");
+        assert_eq!(e.offset(), 4);
+        let p = parse_vif_items(&["frobnicate"]).unwrap();
+        assert_eq!(
+            p.warnings,
+            vec![(0, "unrecognized argument `frobnicate' ignored".to_owned())]
+        );
     }
 
     #[test]

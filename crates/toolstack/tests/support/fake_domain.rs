@@ -12,6 +12,12 @@
 //! - on its console it echoes what it is sent and, for a line `poweroff`, `reboot`,
 //!   `crash` or `watchdog`, shuts down with that reason (a guest doing so itself); `die`
 //!   exits 1 without a `shutdown` file (the domain process failing);
+//! - serves the device requests (`disk-attach`, `disk-detach`, `nic-attach`, `nic-detach`,
+//!   `cd-insert`, `cd-eject`) as rxen-domain answers them, keeping the devices it serves:
+//!   an attach fails for a target that does not exist (or a bridge named `nosuchbridge`),
+//!   a device number it already serves, a detach or medium change for one it does not; a
+//!   disk whose target ends in `.busy` stands for one the guest keeps open (a `safe`
+//!   detach fails; `auto` and `force` remove it, reporting `forced`);
 //! - `FAKE_DOMAIN_FAIL=early` makes it exit 1 at once (a domain that cannot be built);
 //!   `FAKE_DOMAIN_EXEC_LOG=FILE` appends `<domid> <CLOCK_MONOTONIC ns>` when it starts
 //!   (for the create benchmark).
@@ -33,6 +39,10 @@ struct State {
     tids: Vec<i32>,
     memory_kib: u64,
     start_time: u64,
+    /// Disks served: device number -> target.
+    disks: std::collections::BTreeMap<u32, String>,
+    /// Network interfaces served, by device number.
+    nics: std::collections::BTreeSet<u32>,
 }
 
 struct Domain {
@@ -143,6 +153,15 @@ pub fn main(args: &[String]) -> ! {
             tids,
             memory_kib: cfg.b_info.target_memkb.unwrap_or(32768),
             start_time: now,
+            disks: cfg
+                .disks
+                .iter()
+                .filter_map(|d| {
+                    let devid = backends::blk::xenbus::vdev_to_devid(d.vdev.as_deref()?)?;
+                    Some((devid, d.pdev_path.clone().unwrap_or_default()))
+                })
+                .collect(),
+            nics: cfg.nics.iter().map(|n| n.devid.unsigned_abs()).collect(),
         }),
     });
 
@@ -248,6 +267,10 @@ fn control_conn(s: UnixStream, d: &Domain) {
                     json!({"ok": false, "error": "bad vcpu-pin"})
                 }
             }
+            Some(
+                op @ ("disk-attach" | "disk-detach" | "nic-attach" | "nic-detach" | "cd-insert"
+                | "cd-eject"),
+            ) => device_op(&mut st, op, &req),
             Some("destroy") => {
                 let _ = writeln!(out, "{}", json!({"ok": true}));
                 eprintln!("fake-domain {}: destroyed", d.domid);
@@ -293,5 +316,91 @@ fn console_conn(mut s: UnixStream, d: &Domain) {
                 let _ = s.write_all(&[b]);
             }
         }
+    }
+}
+
+/// The device requests, as rxen-domain answers them (see the module documentation).
+fn device_op(st: &mut State, op: &str, req: &Value) -> Value {
+    let fail = |msg: String| json!({"ok": false, "error": msg});
+    let devid_of = |req: &Value| req.get("devid").and_then(Value::as_u64).map(|d| d as u32);
+    let disk = req.get("disk");
+    let vdev_devid = disk
+        .and_then(|d| d.get("vdev"))
+        .and_then(Value::as_str)
+        .and_then(backends::blk::xenbus::vdev_to_devid);
+    let target = disk
+        .and_then(|d| d.get("pdev_path"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let missing = !target.is_empty() && !Path::new(&target).exists();
+    match op {
+        "disk-attach" => {
+            let Some(devid) = vdev_devid else {
+                return fail("disk: not a virtual device name".into());
+            };
+            if st.disks.contains_key(&devid) {
+                return fail(format!("disk {devid}: served already"));
+            }
+            if missing {
+                return fail(format!(
+                    "disk {devid}: opening its target failed: {target}: No such file or directory (os error 2)"
+                ));
+            }
+            st.disks.insert(devid, target);
+            json!({"ok": true})
+        }
+        "disk-detach" => {
+            let Some(devid) = devid_of(req) else {
+                return fail("bad request".into());
+            };
+            let Some(t) = st.disks.get(&devid) else {
+                return fail(format!("the domain has no disk with device number {devid}"));
+            };
+            let busy = t.ends_with(".busy");
+            let mode = req.get("mode").and_then(Value::as_str).unwrap_or("auto");
+            if busy && mode == "safe" {
+                return fail(format!(
+                    "disk {devid}: the guest did not close it within 10 s (is it mounted or open?); it stays attached"
+                ));
+            }
+            st.disks.remove(&devid);
+            json!({"ok": true, "forced": busy || mode == "force"})
+        }
+        "nic-attach" => {
+            let nic = req.get("nic").cloned().unwrap_or(Value::Null);
+            let Some(devid) = nic.get("devid").and_then(Value::as_u64).map(|d| d as u32) else {
+                return fail("vif: no device number given".into());
+            };
+            if nic.get("bridge").and_then(Value::as_str) == Some("nosuchbridge") {
+                return fail(format!(
+                    "vif {devid}: the hotplug step failed: bridge nosuchbridge does not exist"
+                ));
+            }
+            if !st.nics.insert(devid) {
+                return fail(format!("vif {devid}: served already"));
+            }
+            json!({"ok": true})
+        }
+        "nic-detach" => match devid_of(req) {
+            Some(devid) if st.nics.remove(&devid) => json!({"ok": true, "forced": false}),
+            _ => fail("the domain has no network interface with that device number".into()),
+        },
+        "cd-insert" | "cd-eject" => {
+            let devid = if op == "cd-eject" {
+                devid_of(req)
+            } else {
+                vdev_devid
+            };
+            let Some(t) = devid.and_then(|d| st.disks.get_mut(&d)) else {
+                return fail("the domain has no such disk".into());
+            };
+            if missing {
+                return fail(format!("opening {target} failed"));
+            }
+            *t = target;
+            json!({"ok": true})
+        }
+        _ => fail(format!("unknown op {op}")),
     }
 }

@@ -4,7 +4,7 @@
 //! Only commands that do something are listed; more join as rxen grows.
 
 use crate::getopt::OptSpec;
-use crate::{Globals, console, info, misc, network, vcpu, vmcontrol};
+use crate::{Globals, block, console, info, misc, network, vcpu, vmcontrol};
 
 /// One subcommand.
 #[derive(Debug)]
@@ -145,6 +145,33 @@ pub const CMD_TABLE: &[CmdSpec] = &[
         options: vmcontrol::NO_OPTIONS,
     },
     CmdSpec {
+        name: "cd-insert",
+        run: block::main_cd_insert,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Insert a cdrom into a guest's cd drive",
+        usage: "<Domain> <VirtualDevice> <path>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "cd-eject",
+        run: block::main_cd_eject,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Eject a cdrom from a guest's cd drive",
+        usage: "<Domain> <VirtualDevice>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "network-attach",
+        run: network::main_network_attach,
+        can_dryrun: true,
+        modifies: true,
+        desc: "Create a new virtual network device",
+        usage: "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] [ip=<ip>] [script=<script>] [backend=<BackDomain>] [vifname=<name>] [rate=<rate>] [model=<model>] [accel=<accel>]",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
         name: "network-list",
         run: network::main_network_list,
         can_dryrun: false,
@@ -152,6 +179,42 @@ pub const CMD_TABLE: &[CmdSpec] = &[
         desc: "List virtual network interfaces for a domain",
         usage: "<Domain(s)>",
         options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "network-detach",
+        run: network::main_network_detach,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Destroy a domain's virtual network device",
+        usage: "<Domain> <DevId|mac>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "block-attach",
+        run: block::main_block_attach,
+        can_dryrun: true,
+        modifies: true,
+        desc: "Create a new virtual block device",
+        usage: "<Domain> <disk-spec-component(s)>...",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "block-list",
+        run: block::main_block_list,
+        can_dryrun: false,
+        modifies: false,
+        desc: "List virtual block devices for a domain",
+        usage: "<Domain(s)>",
+        options: vmcontrol::NO_OPTIONS,
+    },
+    CmdSpec {
+        name: "block-detach",
+        run: block::main_block_detach,
+        can_dryrun: false,
+        modifies: true,
+        desc: "Destroy a domain's virtual block device",
+        usage: "[option] <Domain> <VirtualDevice>",
+        options: block::BLOCK_DETACH_OPTIONS,
     },
     CmdSpec {
         name: "vcpu-list",

@@ -2,6 +2,7 @@
 //! [args]`). This file is xl's `xl.c`: global options, dispatch and `help`; the
 //! subcommands are in [`cmdtable`], one module per area as in Xen's `tools/xl/`.
 
+mod block;
 mod cmdtable;
 mod console;
 mod getopt;

@@ -1,5 +1,7 @@
-//! Network interface commands (Xen's `tools/xl/xl_nic.c`): `network-list`.
+//! Network interface commands (Xen's `tools/xl/xl_nic.c`): `network-attach`,
+//! `network-list`, `network-detach`.
 
+use toolstack::domain::DomainError;
 use toolstack::error_chain;
 use toolstack::store::NicInfo;
 
@@ -51,6 +53,89 @@ pub fn main_network_list(_g: &Globals, argv: &[String]) -> u8 {
         }
     }
     0
+}
+
+/// `xl network-attach <Domain> [item...]`: each item `key=value` as in `vif=`.
+pub fn main_network_attach(g: &Globals, argv: &[String]) -> u8 {
+    let m = match parse_args("network-attach", argv, NO_OPTIONS, 1) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    let domid = match find_domain(&mut ts, &m.operands[0]) {
+        Ok(d) => d,
+        Err(rc) => return rc,
+    };
+    let items: Vec<&str> = m.operands[1..].iter().map(String::as_str).collect();
+    let parsed = match xl_config::vif::parse_vif_items(&items) {
+        Ok(p) => p,
+        Err((i, e)) => {
+            eprintln!("xl: network-attach: {e} (in `{}')", items[i]);
+            return 1;
+        }
+    };
+    for (_, w) in &parsed.warnings {
+        eprintln!("xl: warning: {w}");
+    }
+    if g.dryrun {
+        println!(
+            "vif: {}",
+            serde_json::to_string_pretty(&parsed.nic).expect("plain data serializes")
+        );
+        return 0;
+    }
+    match ts.network_attach(domid, parsed.nic) {
+        Ok((_, warnings)) => {
+            for w in warnings {
+                eprintln!("xl: warning: {w}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            eprintln!("libxl_device_nic_add failed.");
+            1
+        }
+    }
+}
+
+/// `xl network-detach <Domain> <DevId|mac>`.
+pub fn main_network_detach(_g: &Globals, argv: &[String]) -> u8 {
+    let m = match parse_args("network-detach", argv, NO_OPTIONS, 2) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    let domid = match find_domain(&mut ts, &m.operands[0]) {
+        Ok(d) => d,
+        Err(rc) => return rc,
+    };
+    let which = &m.operands[1];
+    match ts.network_detach(domid, which) {
+        Ok(forced) => {
+            if forced {
+                eprintln!(
+                    "xl: warning: network interface {which} removed before the guest released it"
+                );
+            }
+            0
+        }
+        Err(DomainError::NoDevice { .. }) => {
+            eprintln!("Unknown device {which}.");
+            1
+        }
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            eprintln!("libxl_device_nic_del failed.");
+            1
+        }
+    }
 }
 
 #[cfg(test)]
