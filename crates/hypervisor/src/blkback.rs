@@ -585,3 +585,25 @@ fn ring_loop(state: Arc<Mutex<State>>, eventfd: Arc<EventFd>, stop: Arc<AtomicBo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_waits_until_raised_or_timeout() {
+        let s = Arc::new(Signal::default());
+        let t0 = Instant::now();
+        assert!(!s.wait(Duration::from_millis(50)), "not raised");
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        let s2 = s.clone();
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            s2.raise();
+        });
+        assert!(s.wait(Duration::from_secs(10)), "raised by the other thread");
+        h.join().unwrap();
+        // Stays raised.
+        assert!(s.wait(Duration::ZERO));
+    }
+}
