@@ -601,7 +601,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             s2.raise();
         });
-        assert!(s.wait(Duration::from_secs(10)), "raised by the other thread");
+        assert!(
+            s.wait(Duration::from_secs(10)),
+            "raised by the other thread"
+        );
         h.join().unwrap();
         // Stays raised.
         assert!(s.wait(Duration::ZERO));
