@@ -34,7 +34,7 @@ start_domain() {
     }
 }
 JSON
-    "$RXEN_BIN/rxen-domain" --domid "$domid" --config "$RXEN_RUN_DIR/domain/$domid/config.json" \
+    "${RXEN_DOMAIN_BIN:-$RXEN_BIN/rxen-domain}" --domid "$domid" --config "$RXEN_RUN_DIR/domain/$domid/config.json" \
         >"$SCRATCH/domain-$domid.log" 2>&1 &
     pid=$!
 }

@@ -89,7 +89,7 @@ def rxen(domid, kernel):
         json.dump(cfg, f)
     log = f"{log_dir}/guest-{name}.log"
     t0 = time.monotonic()
-    p = subprocess.Popen([f"{rxen_bin}/rxen-domain", "--domid", str(domid), "--config",
+    p = subprocess.Popen([os.environ.get("RXEN_DOMAIN_BIN", f"{rxen_bin}/rxen-domain"), "--domid", str(domid), "--config",
                           f"{d}/config.json"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=open(f"{d}.stderr", "w"))
     pos = [0]
