@@ -450,6 +450,32 @@ exec /bin/sh /scenario
 INITRAMFS_FORMAT = "1"
 
 
+# Debian packages of the host executables guest scripts ask for (`# binaries:`).
+BINARY_PACKAGES = {"mkfs.ext4": "e2fsprogs", "mke2fs": "e2fsprogs", "e2fsck": "e2fsprogs"}
+
+
+def binary_with_libraries(name: str) -> list[tuple[Path, str]]:
+    """A host executable and the shared libraries `ldd` says it loads, as
+    (host path, path in image) pairs at the same paths, for build_initramfs."""
+    def find():
+        return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+    path = find()
+    if path is None and name in BINARY_PACKAGES:
+        apt_install([BINARY_PACKAGES[name]])
+        path = find()
+    if path is None:
+        raise LabError(f"{name}: not found on this host")
+    out = [(Path(path), path)]
+    for line in run(["ldd", path], f"ldd {path}").splitlines():
+        # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        words = line.split()
+        lib = words[2] if "=>" in words and len(words) > 2 else words[0] if words else ""
+        if lib.startswith("/"):
+            out.append((Path(lib), lib))
+    return out
+
+
 def build_initramfs(init_script: Path, modules: list[str], files: list[tuple[Path, str]] = ()) -> Path:
     """A busybox initramfs for the guest kernel, cached by the hash of all its inputs.
 
