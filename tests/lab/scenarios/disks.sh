@@ -1,0 +1,125 @@
+# A user's disks through xl (issue 6, "Done when"): a raw file (xvda), a
+# qcow2 image over a backing file made by qemu-img (xvdb) and a read-only raw
+# file (xvdc). Three creates of one config:
+#   1. the guest makes ext4 on xvda and xvdb, writes a file on each, syncs and
+#      powers off; xvdc refuses its write;
+#   2. after `xl create` again, the files read back with the same checksums;
+#   3. data safety: the guest writes 4 MiB to both disks with direct I/O and
+#      flushes; the host SIGKILLs the domain process as soon as the guest says
+#      the flush completed, then finds the data in the raw file and, through
+#      qemu-img, in the qcow2 image (which `qemu-img check` finds consistent).
+# The backing file and the read-only image are unchanged at the end, and the
+# backing file's data still shows through where the guest did not write.
+
+XL=$RXEN_BIN/xl
+source "$REPO/tests/lab/lib.sh"
+command -v qemu-img >/dev/null || { echo "FAILED: no qemu-img (qemu-utils)"; exit 1; }
+
+start_xenstored
+finish() {
+    status=$?
+    for d in "$RXEN_RUN_DIR"/domain/*; do
+        [ -d "$d" ] && "$XL" destroy "$(basename "$d")" 2>/dev/null || true
+    done
+    kill "$xsd" 2>/dev/null || true
+    if [ $status -ne 0 ]; then
+        for f in "$RXEN_LOG_DIR"/*.log; do
+            [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
+        done
+    fi
+}
+trap finish EXIT
+
+ok() { echo "ok: $*"; }
+fail() { echo "FAILED: $*"; exit 1; }
+
+img=$SCRATCH/img
+mkdir -p "$img"
+truncate -s 64M "$img/a.raw"
+truncate -s 64M "$img/base.raw"
+# The backing file holds a pattern the overlay must keep showing where the
+# guest did not write (checked at the end through qemu-img).
+dd if=/dev/urandom of="$img/base.raw" bs=1M seek=60 count=2 conv=notrunc 2>/dev/null
+qemu-img create -q -f qcow2 -b "$img/base.raw" -F raw "$img/b.qcow2"
+dd if=/dev/urandom of="$img/c.raw" bs=1M count=8 2>/dev/null
+base_md5=$(md5sum <"$img/base.raw")
+c_md5=$(md5sum <"$img/c.raw")
+
+cat >"$SCRATCH/disks.cfg" <<CFG
+name = "disks"
+type = "pvh"
+kernel = "$RXEN_GUEST_KERNEL"
+ramdisk = "$RXEN_INITRD_DISKS"
+memory = 256
+vcpus = 2
+disk = [ 'format=raw, vdev=xvda, access=rw, target=$img/a.raw',
+         'format=qcow2, vdev=xvdb, access=rw, target=$img/b.qcow2',
+         'format=raw, vdev=xvdc, access=ro, target=$img/c.raw' ]
+CFG
+
+log=$RXEN_LOG_DIR/guest-disks.log
+# run STEP: xl create with rxdisk=STEP; the guest's lines of this boot go to
+# $SCRATCH/STEP.out. Returns once the guest printed "guest: done" (or, for
+# the kill step, "guest: flushed").
+run() {
+    local step=$1 until=$2 from=0
+    [ -f "$log" ] && from=$(stat -c %s "$log")
+    "$XL" create "$SCRATCH/disks.cfg" "cmdline=\"console=hvc0 rxdisk=$step\"" >/dev/null || fail "xl create ($step)"
+    for _ in $(seq 600); do
+        tail -c +$((from + 1)) "$log" 2>/dev/null | tr -d '\r' >"$SCRATCH/$step.out"
+        grep -q "^guest: $until" "$SCRATCH/$step.out" && return 0
+        grep -q "^guest: no " "$SCRATCH/$step.out" && break
+        sleep 0.2
+    done
+    cat "$SCRATCH/$step.out"
+    fail "$step: no 'guest: $until' within 120 s"
+}
+gone() { ! "$XL" domid disks >/dev/null 2>&1; }
+wait_gone() {
+    for _ in $(seq 300); do gone && return 0; sleep 0.2; done
+    fail "disks still listed after its $1"
+}
+line() { sed -n "s/^guest: $1 //p" "$SCRATCH/$2.out" | head -n1; }
+
+run make done
+grep "^guest: " "$SCRATCH/make.out"
+wait_gone poweroff
+for d in xvda xvdb; do
+    [ -n "$(line "$d ext4 file" make)" ] || fail "$d: no ext4 file written"
+done
+grep -q "^guest: xvda sectors=131072 ro=0" "$SCRATCH/make.out" || fail "xvda: not 64 MiB writable"
+grep -q "^guest: xvdb sectors=131072 ro=0" "$SCRATCH/make.out" || fail "xvdb: not 64 MiB writable"
+grep -q "^guest: xvdc sectors=16384 ro=1" "$SCRATCH/make.out" || fail "xvdc: not 8 MiB read-only"
+grep -q "^guest: xvdc refused a write" "$SCRATCH/make.out" || fail "xvdc: the read-only disk took a write"
+ok "the guest made ext4 on xvda (raw) and xvdb (qcow2), wrote a file on each and powered off; xvdc refused a write"
+
+run check done
+grep "^guest: " "$SCRATCH/check.out"
+wait_gone poweroff
+for d in xvda xvdb; do
+    a=$(line "$d ext4 file" make) b=$(line "$d ext4 file" check)
+    [ "$a" = "$b" ] || fail "$d: the file read back as '$b', was written as '$a'"
+done
+ok "after xl create again both files read back with their checksums"
+
+run kill flushed
+pid=$(cat "$RXEN_RUN_DIR/domain/$("$XL" domid disks)/pid")
+kill -9 "$pid"
+data=$(line "data" kill)
+grep "^guest: " "$SCRATCH/kill.out"
+sleep 1
+gone || "$XL" destroy disks 2>/dev/null || true
+wait_gone SIGKILL
+got_a=$(dd if="$img/a.raw" bs=1M skip=40 count=4 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$got_a" = "${data#md5=}" ] || fail "raw: the flushed data is not in the file after SIGKILL ($got_a, wrote ${data#md5=})"
+qemu-img check -q "$img/b.qcow2" || fail "qcow2: qemu-img check after SIGKILL"
+qemu-img convert -O raw "$img/b.qcow2" "$SCRATCH/b.raw"
+got_b=$(dd if="$SCRATCH/b.raw" bs=1M skip=40 count=4 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$got_b" = "${data#md5=}" ] || fail "qcow2: the flushed data is not in the image after SIGKILL ($got_b)"
+[ "$(dd if="$SCRATCH/b.raw" bs=1M skip=60 count=2 2>/dev/null | md5sum)" = \
+  "$(dd if="$img/base.raw" bs=1M skip=60 count=2 2>/dev/null | md5sum)" ] || fail "qcow2: the backing file's data does not show through"
+ok "data flushed by the guest survived SIGKILL of its domain process (raw, and qcow2 consistent)"
+
+[ "$(md5sum <"$img/base.raw")" = "$base_md5" ] || fail "the backing file changed"
+[ "$(md5sum <"$img/c.raw")" = "$c_md5" ] || fail "the read-only image changed"
+ok "the backing file and the read-only image are unchanged"
