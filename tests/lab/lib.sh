@@ -38,3 +38,30 @@ JSON
         >"$SCRATCH/domain-$domid.log" 2>&1 &
     pid=$!
 }
+
+# destroy_domains: `xl destroy` of every domain still in $RXEN_RUN_DIR.
+destroy_domains() {
+    local d
+    for d in "$RXEN_RUN_DIR"/domain/*; do
+        [ -d "$d" ] && "$XL" destroy "$(basename "$d")" 2>/dev/null || true
+    done
+}
+
+# show_logs: the last 40 lines of every log in $RXEN_LOG_DIR.
+show_logs() {
+    local f
+    for f in "$RXEN_LOG_DIR"/*.log; do
+        [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
+    done
+    return 0
+}
+
+# end_xl_scenario: the EXIT trap of a scenario that runs guests through xl
+# ($XL) on start_xenstored's daemon: destroys what is left, stops xenstored
+# and, if the scenario failed, shows the logs. `trap end_xl_scenario EXIT`.
+end_xl_scenario() {
+    local status=$?
+    destroy_domains
+    kill "$xsd" 2>/dev/null || true
+    [ "$status" -eq 0 ] || show_logs
+}

@@ -16,19 +16,7 @@ source "$REPO/tests/lab/lib.sh"
 command -v qemu-img >/dev/null || { echo "FAILED: no qemu-img (qemu-utils)"; exit 1; }
 
 start_xenstored
-finish() {
-    status=$?
-    for d in "$RXEN_RUN_DIR"/domain/*; do
-        [ -d "$d" ] && "$XL" destroy "$(basename "$d")" 2>/dev/null || true
-    done
-    kill "$xsd" 2>/dev/null || true
-    if [ $status -ne 0 ]; then
-        for f in "$RXEN_LOG_DIR"/*.log; do
-            [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
-        done
-    fi
-}
-trap finish EXIT
+trap end_xl_scenario EXIT
 
 ok() { echo "ok: $*"; }
 fail() { echo "FAILED: $*"; exit 1; }

@@ -17,9 +17,7 @@ source "$REPO/tests/lab/lib.sh"
 start_xenstored
 finish() {
     status=$?
-    for d in "$RXEN_RUN_DIR"/domain/*; do
-        [ -d "$d" ] && "$XL" destroy "$(basename "$d")" 2>/dev/null || true
-    done
+    destroy_domains
     kill "$xsd" 2>/dev/null || true
     ip link del xenbr0 2>/dev/null || true
     if [ $status -ne 0 ]; then

@@ -9,19 +9,7 @@ source "$REPO/tests/lab/lib.sh"
 [ -x "$RXEN_BIN/rxen-domain" ] || { echo "FAILED: no $RXEN_BIN/rxen-domain"; exit 1; }
 
 start_xenstored
-finish() {
-    status=$?
-    for d in "$RXEN_RUN_DIR"/domain/*; do
-        [ -d "$d" ] && "$XL" destroy "$(basename "$d")" || true
-    done
-    kill "$xsd" 2>/dev/null || true
-    if [ $status -ne 0 ]; then
-        for f in "$RXEN_LOG_DIR"/*.log; do
-            [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
-        done
-    fi
-}
-trap finish EXIT
+trap end_xl_scenario EXIT
 
 cat >"$SCRATCH/demo.cfg" <<CFG
 name = "demo"
