@@ -1047,6 +1047,66 @@ mod handshake {
     }
 
     #[test]
+    fn media_change_under_a_live_connection() {
+        let dir = TempDir::new("media");
+        let iso = dir.file("cd.iso", &pattern(8192, 7));
+        let mut f = Front::new(1);
+        let empty = DiskConfig {
+            path: None,
+            readonly: true,
+            cdrom: true,
+            ..Default::default()
+        };
+        let (mut s, mut xb) = setup(&f, empty.clone());
+        xb.start(&mut s, "vbd-51712").unwrap();
+        assert_eq!(node(&s, "sectors"), "0");
+        front_ready(&s, &f, None, "9");
+        xb.handle(&mut s).unwrap();
+        assert_eq!(node(&s, "state"), "4");
+        // An empty drive: every read is out of range.
+        let g = f.data_page(0, false);
+        f.push(BLKIF_OP_READ, 1, 0, &[(g, 0, 0)]);
+        xb.device_mut().connection().unwrap().service().unwrap();
+        assert_eq!(f.responses(), vec![(1, BLKIF_OP_READ, BLKIF_RSP_ERROR)]);
+
+        // cd-insert: the new size is published, the state rewritten (the
+        // frontend's cue to reread it), and reads see the medium.
+        let cfg = DiskConfig {
+            path: Some(iso.clone()),
+            ..empty.clone()
+        };
+        xb.device_mut()
+            .change_media(cfg.clone(), disk::open(&cfg).unwrap());
+        s.set(&format!("{BE}/state"), "stale");
+        xb.republish(&mut s).unwrap();
+        assert_eq!(node(&s, "sectors"), "16");
+        assert_eq!(node(&s, "state"), "4");
+        assert_eq!(xb.device().config().path.as_deref(), Some(iso.as_path()));
+        f.push(BLKIF_OP_READ, 2, 1, &[(g, 0, 0)]);
+        xb.device_mut().connection().unwrap().service().unwrap();
+        assert_eq!(f.responses(), vec![(2, BLKIF_OP_READ, BLKIF_RSP_OKAY)]);
+        assert_eq!(&f.page(0)[..512], &pattern(8192, 7)[512..1024]);
+
+        // cd-eject: back to no sectors; still connected.
+        xb.device_mut()
+            .change_media(empty.clone(), disk::open(&empty).unwrap());
+        xb.republish(&mut s).unwrap();
+        assert_eq!(node(&s, "sectors"), "0");
+        assert!(xb.device_mut().connection().is_some());
+        f.push(BLKIF_OP_READ, 3, 0, &[(g, 0, 0)]);
+        xb.device_mut().connection().unwrap().service().unwrap();
+        assert_eq!(f.responses(), vec![(3, BLKIF_OP_READ, BLKIF_RSP_ERROR)]);
+
+        // Not connected: the next connection serves the new medium.
+        s.set(&format!("{FE}/state"), "6");
+        xb.handle(&mut s).unwrap();
+        xb.device_mut()
+            .change_media(cfg.clone(), disk::open(&cfg).unwrap());
+        xb.republish(&mut s).unwrap();
+        assert_eq!(node(&s, "sectors"), "16");
+    }
+
+    #[test]
     fn connect_serve_close_and_reconnect() {
         let dir = TempDir::new("handshake");
         let img = dir.file("disk.img", &vec![0u8; 1 << 20]);
