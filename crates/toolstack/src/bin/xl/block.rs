@@ -7,7 +7,7 @@ use toolstack::store::DiskInfo;
 
 use crate::getopt::{HELP, OptSpec};
 use crate::vmcontrol::NO_OPTIONS;
-use crate::{Globals, find_domain, open_toolstack, parse_args};
+use crate::{Globals, attach_outcome, domain_command, open_toolstack, parse_args, print_dry_run};
 
 /// `xl block-detach`'s options.
 pub const BLOCK_DETACH_OPTIONS: &[OptSpec] = &[
@@ -38,16 +38,8 @@ pub fn list_line(d: &DiskInfo) -> String {
 
 /// `xl block-attach <Domain> <disk-spec-component(s)>...`.
 pub fn main_block_attach(g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("block-attach", argv, NO_OPTIONS, 2) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
+    let (m, mut ts, domid) = match domain_command("block-attach", argv, NO_OPTIONS, 2) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     let specs: Vec<&str> = m.operands[1..].iter().map(String::as_str).collect();
@@ -62,25 +54,10 @@ pub fn main_block_attach(g: &Globals, argv: &[String]) -> u8 {
         }
     };
     if g.dryrun {
-        println!(
-            "disk: {}",
-            serde_json::to_string_pretty(&disk).expect("plain data serializes")
-        );
+        print_dry_run("disk", &disk);
         return 0;
     }
-    match ts.block_attach(domid, disk) {
-        Ok(warnings) => {
-            for w in warnings {
-                eprintln!("xl: warning: {w}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("xl: {}", error_chain(&e));
-            eprintln!("libxl_device_disk_add failed.");
-            1
-        }
-    }
+    attach_outcome(ts.block_attach(domid, disk), "libxl_device_disk_add")
 }
 
 /// `xl block-list <Domain(s)>`.
@@ -113,19 +90,11 @@ pub fn main_block_list(_g: &Globals, argv: &[String]) -> u8 {
 
 /// `xl block-detach [-f|--force] <Domain> <VirtualDevice>`.
 pub fn main_block_detach(_g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("block-detach", argv, BLOCK_DETACH_OPTIONS, 2) {
-        Ok(m) => m,
+    let (m, mut ts, domid) = match domain_command("block-detach", argv, BLOCK_DETACH_OPTIONS, 2) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     let force = m.has('f');
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
-        Err(rc) => return rc,
-    };
     let vdev = &m.operands[1];
     match ts.block_detach(domid, vdev, force) {
         Ok(forced) => {
@@ -150,16 +119,8 @@ pub fn main_block_detach(_g: &Globals, argv: &[String]) -> u8 {
 }
 
 fn cd_change(cmd: &str, argv: &[String], reqargs: usize) -> u8 {
-    let m = match parse_args(cmd, argv, NO_OPTIONS, reqargs) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
+    let (m, mut ts, domid) = match domain_command(cmd, argv, NO_OPTIONS, reqargs) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     let vdev = &m.operands[1];

@@ -210,6 +210,46 @@ pub fn open_toolstack() -> Result<Toolstack, u8> {
     })
 }
 
+/// What a command on one `<Domain>` (its first operand) starts with: its options parsed
+/// ([`parse_args`]), the toolstack opened and the domain found. `Err` carries the exit status.
+pub fn domain_command(
+    cmd: &str,
+    argv: &[String],
+    specs: &[OptSpec],
+    reqargs: usize,
+) -> Result<(Matches, Toolstack, u32), u8> {
+    let m = parse_args(cmd, argv, specs, reqargs)?;
+    let mut ts = open_toolstack()?;
+    let domid = find_domain(&mut ts, &m.operands[0])?;
+    Ok((m, ts, domid))
+}
+
+/// The end of a device attach: its warnings, or its error and the libxl call xl names
+/// (`libxl_fn`, e.g. `libxl_device_disk_add`) as failed. The exit status.
+pub fn attach_outcome(res: Result<Vec<String>, DomainError>, libxl_fn: &str) -> u8 {
+    match res {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("xl: warning: {w}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("xl: {}", error_chain(&e));
+            eprintln!("{libxl_fn} failed.");
+            1
+        }
+    }
+}
+
+/// What `xl -N` (dry run) prints for a device: `label: ` and the device as JSON.
+pub fn print_dry_run<T: serde::Serialize>(label: &str, device: &T) {
+    println!(
+        "{label}: {}",
+        serde_json::to_string_pretty(device).expect("plain data serializes")
+    );
+}
+
 /// A domain's id from a name or number (xl's `find_domain`): exits 1 with xl's message
 /// for a name no domain has.
 pub fn find_domain(ts: &mut Toolstack, q: &str) -> Result<u32, u8> {

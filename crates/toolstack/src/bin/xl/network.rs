@@ -6,7 +6,9 @@ use toolstack::error_chain;
 use toolstack::store::NicInfo;
 
 use crate::vmcontrol::NO_OPTIONS;
-use crate::{Globals, find_domain, open_toolstack, parse_args};
+use crate::{
+    Globals, attach_outcome, domain_command, find_domain, open_toolstack, parse_args, print_dry_run,
+};
 
 /// `xl network-list`'s header, in Xen's columns.
 pub fn list_header() -> String {
@@ -57,16 +59,8 @@ pub fn main_network_list(_g: &Globals, argv: &[String]) -> u8 {
 
 /// `xl network-attach <Domain> [item...]`: each item `key=value` as in `vif=`.
 pub fn main_network_attach(g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("network-attach", argv, NO_OPTIONS, 1) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
+    let (m, mut ts, domid) = match domain_command("network-attach", argv, NO_OPTIONS, 1) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     let items: Vec<&str> = m.operands[1..].iter().map(String::as_str).collect();
@@ -81,39 +75,19 @@ pub fn main_network_attach(g: &Globals, argv: &[String]) -> u8 {
         eprintln!("xl: warning: {w}");
     }
     if g.dryrun {
-        println!(
-            "vif: {}",
-            serde_json::to_string_pretty(&parsed.nic).expect("plain data serializes")
-        );
+        print_dry_run("vif", &parsed.nic);
         return 0;
     }
-    match ts.network_attach(domid, parsed.nic) {
-        Ok((_, warnings)) => {
-            for w in warnings {
-                eprintln!("xl: warning: {w}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("xl: {}", error_chain(&e));
-            eprintln!("libxl_device_nic_add failed.");
-            1
-        }
-    }
+    attach_outcome(
+        ts.network_attach(domid, parsed.nic).map(|(_, w)| w),
+        "libxl_device_nic_add",
+    )
 }
 
 /// `xl network-detach <Domain> <DevId|mac>`.
 pub fn main_network_detach(_g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("network-detach", argv, NO_OPTIONS, 2) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
+    let (m, mut ts, domid) = match domain_command("network-detach", argv, NO_OPTIONS, 2) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     let which = &m.operands[1];

@@ -10,7 +10,7 @@ use toolstack::process::{Side, daemonise};
 use toolstack::{DomainPlan, NoticeKind, error_chain, host, monitor};
 
 use crate::getopt::{HELP, OptSpec, Ordering, getopt};
-use crate::{Globals, find_domain, help, libxl_rc, open_toolstack, parse_args};
+use crate::{Globals, domain_command, find_domain, help, libxl_rc, open_toolstack, parse_args};
 
 const fn opt(short: char, long: Option<&'static str>, help: &'static str) -> OptSpec {
     OptSpec {
@@ -323,16 +323,8 @@ pub const DESTROY_OPTIONS: &[OptSpec] = &[
 
 /// `xl destroy [-f] <Domain>`.
 pub fn main_destroy(_g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("destroy", argv, DESTROY_OPTIONS, 1) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
+    let (m, mut ts, domid) = match domain_command("destroy", argv, DESTROY_OPTIONS, 1) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     if domid == 0 && !m.has('f') {
@@ -462,16 +454,8 @@ pub fn main_unpause(_g: &Globals, argv: &[String]) -> u8 {
 }
 
 fn pause_or_unpause(argv: &[String], what: &str) -> u8 {
-    let m = match parse_args(what, argv, NO_OPTIONS, 1) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    let domid = match find_domain(&mut ts, &m.operands[0]) {
-        Ok(d) => d,
+    let (_, mut ts, domid) = match domain_command(what, argv, NO_OPTIONS, 1) {
+        Ok(x) => x,
         Err(rc) => return rc,
     };
     let r = if what == "pause" {
