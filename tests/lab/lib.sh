@@ -65,3 +65,12 @@ end_xl_scenario() {
     kill "$xsd" 2>/dev/null || true
     [ "$status" -eq 0 ] || show_logs
 }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND ten times a second;
+# after SECONDS, the scenario's `fail` with "timed out".
+wait_for() {
+    local n=$1 what=$2
+    shift 2
+    for _ in $(seq $((n * 10))); do "$@" && return 0; sleep 0.1; done
+    fail "timed out after ${n}s: $what"
+}

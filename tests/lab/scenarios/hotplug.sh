@@ -17,28 +17,15 @@ source "$REPO/tests/lab/lib.sh"
 start_xenstored
 finish() {
     status=$?
-    for d in "$RXEN_RUN_DIR"/domain/*; do
-        [ -d "$d" ] && "$XL" destroy "$(basename "$d")" 2>/dev/null || true
-    done
+    destroy_domains
     kill "$xsd" 2>/dev/null || true
     ip link del xenbr-hp 2>/dev/null || true
-    if [ $status -ne 0 ]; then
-        for f in "$RXEN_LOG_DIR"/*.log; do
-            [ -f "$f" ] || continue
-            echo "--- $f"
-            tail -n 60 "$f"
-        done
-    fi
+    [ $status -eq 0 ] || show_logs
 }
 trap finish EXIT
 
 ok() { echo "ok: $*"; }
 fail() { echo "FAILED: $*"; exit 1; }
-wait_for() { # seconds, description, command...
-    local n=$1 what=$2; shift 2
-    for _ in $(seq $((n * 10))); do "$@" && return 0; sleep 0.1; done
-    fail "timed out after ${n}s: $what"
-}
 
 [ -e /dev/net/tun ] || modprobe tun || true
 [ -e /dev/net/tun ] || fail "no /dev/net/tun in the lab"

@@ -35,11 +35,6 @@ trap finish EXIT
 
 ok() { echo "ok: $*"; }
 fail() { echo "FAILED: $*"; exit 1; }
-wait_for() { # seconds, description, command...
-    local n=$1 what=$2; shift 2
-    for _ in $(seq $((n * 10))); do "$@" && return 0; sleep 0.1; done
-    fail "timed out after ${n}s: $what"
-}
 
 # The lab's kernel has TUN/TAP as a module; its device node appears once loaded.
 [ -e /dev/net/tun ] || modprobe tun || true
