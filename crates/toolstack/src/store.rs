@@ -46,6 +46,22 @@ use xenstore::client::{Client, ClientError};
 use xenstore::perms::{Access, Perm, Perms};
 use xl_config::DomainConfig;
 
+/// What [`Store::frontend_nodes`] read.
+struct FrontendNodes {
+    backend: String,
+    values: Vec<Option<String>>,
+}
+
+impl FrontendNodes {
+    /// Value `i` as a number; -1 when missing or not a number (as xl prints it).
+    fn num(&self, i: usize) -> i64 {
+        self.values[i]
+            .as_deref()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(-1)
+    }
+}
+
 /// One network interface of a domain, as `xl network-list` shows it; -1 for a value
 /// the frontend has not written (yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,37 +535,43 @@ impl Store {
         Ok(devids)
     }
 
+    /// A device's frontend directory `fe` as the `*-list` commands read it: `backend`,
+    /// `backend-id`, `state`, `event-channel`, then `extra` (values in that order, from 0);
+    /// `None` for a device without a `backend` node.
+    fn frontend_nodes(
+        &mut self,
+        fe: &str,
+        extra: &[&str],
+    ) -> Result<Option<FrontendNodes>, StoreError> {
+        let keys = ["backend", "backend-id", "state", "event-channel"];
+        let paths: Vec<String> = keys
+            .iter()
+            .chain(extra)
+            .map(|k| format!("{fe}/{k}"))
+            .collect();
+        let values = self.read_many(&paths)?;
+        Ok(values[0]
+            .clone()
+            .map(|backend| FrontendNodes { backend, values }))
+    }
+
     /// Domain `domid`'s virtual disks as `xl block-list` shows them (libxl's
     /// `libxl_device_disk_getinfo`), by devid, from the frontend directories.
     pub fn disks(&mut self, domid: u32) -> Result<Vec<DiskInfo>, StoreError> {
         let mut out = Vec::new();
         for devid in self.device_ids(domid, "vbd")? {
             let fe = format!("{}/device/vbd/{devid}", dom_path(domid));
-            let keys = [
-                "backend",
-                "backend-id",
-                "state",
-                "event-channel",
-                "ring-ref",
-            ];
-            let v =
-                self.read_many(&keys.iter().map(|k| format!("{fe}/{k}")).collect::<Vec<_>>())?;
-            let Some(backend) = v[0].clone() else {
+            let Some(n) = self.frontend_nodes(&fe, &["ring-ref"])? else {
                 continue;
-            };
-            let num = |i: usize| -> i64 {
-                v[i].as_deref()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(-1)
             };
             out.push(DiskInfo {
                 devid,
-                backend_id: num(1),
+                backend_id: n.num(1),
                 frontend_id: domid,
-                state: num(2),
-                evtch: num(3),
-                ring_ref: num(4),
-                backend,
+                state: n.num(2),
+                evtch: n.num(3),
+                ring_ref: n.num(4),
+                backend: n.backend,
             });
         }
         Ok(out)
@@ -563,38 +585,22 @@ impl Store {
         let mut out = Vec::new();
         for devid in self.device_ids(domid, "vif")? {
             let fe = format!("{dir}/{devid}");
-            let keys = [
-                "backend",
-                "backend-id",
-                "state",
-                "event-channel",
-                "tx-ring-ref",
-                "rx-ring-ref",
-                "mac",
-            ];
-            let v =
-                self.read_many(&keys.iter().map(|k| format!("{fe}/{k}")).collect::<Vec<_>>())?;
-            let Some(backend) = v[0].clone() else {
+            let Some(n) = self.frontend_nodes(&fe, &["tx-ring-ref", "rx-ring-ref", "mac"])? else {
                 continue;
             };
-            let num = |i: usize| -> i64 {
-                v[i].as_deref()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(-1)
-            };
-            let mac = match self.read(&format!("{backend}/mac"))? {
+            let mac = match self.read(&format!("{}/mac", n.backend))? {
                 Some(m) => Some(m),
-                None => v[6].clone(),
+                None => n.values[6].clone(),
             };
             out.push(NicInfo {
                 devid,
-                backend_id: num(1),
+                backend_id: n.num(1),
                 mac: mac.and_then(|m| m.parse().ok()),
-                state: num(2),
-                evtch: num(3),
-                tx_ring_ref: num(4),
-                rx_ring_ref: num(5),
-                backend,
+                state: n.num(2),
+                evtch: n.num(3),
+                tx_ring_ref: n.num(4),
+                rx_ring_ref: n.num(5),
+                backend: n.backend,
             });
         }
         Ok(out)
