@@ -250,8 +250,14 @@ pub fn spawn(shared: Arc<Shared>, index: u32, n: &NicSpec) -> Result<NicHandle, 
     let be = backend_path(DomId::DOM0, "vif", DomId(domid), devid);
     let fe = frontend_path("vif", DomId(domid), devid);
 
-    let tap = Tap::create(&vif_name(domid, devid))
-        .map_err(|source| NetbackError::Tap { devid, source })?;
+    // vifname= names the TAP (the toolstack checked it), else Xen's name.
+    let name = n
+        .config
+        .ifname
+        .clone()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vif_name(domid, devid));
+    let tap = Tap::create(&name).map_err(|source| NetbackError::Tap { devid, source })?;
     let tap_fd = tap.as_fd().as_raw_fd();
     let mut store = XsStore {
         ops: &mut ops,

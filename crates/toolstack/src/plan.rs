@@ -451,6 +451,7 @@ impl Notes<'_> {
             }
         }
         let mut devids = std::collections::BTreeSet::new();
+        let mut ifnames = std::collections::BTreeSet::new();
         for (i, nic) in c.nics.iter().enumerate() {
             let at = sources
                 .nics
@@ -463,6 +464,14 @@ impl Notes<'_> {
                     NoticeKind::Blocking,
                     "another vif has the same devid".to_owned(),
                 ));
+            }
+            if let Some(name) = nic.ifname.as_deref().filter(|n| !n.is_empty()) {
+                if !ifnames.insert(name) {
+                    notes.push((
+                        NoticeKind::Blocking,
+                        format!("another vif has the same vifname ({name})"),
+                    ));
+                }
             }
             notes.extend(nic_notices(nic));
             for (kind, msg) in notes {
@@ -564,11 +573,16 @@ pub fn nic_notices(nic: &xl_config::NicConfig) -> Vec<(NoticeKind, String)> {
             ));
         }
     }
-    if nic.ifname.is_some() {
-        v.push(not_honoured(
-            "vifname",
-            "the host interface is always vifDOMID.DEVID",
-        ));
+    if let Some(name) = nic.ifname.as_deref().filter(|n| !n.is_empty()) {
+        if !backends::net::tap::valid_ifname(name) {
+            v.push((
+                NoticeKind::Blocking,
+                format!(
+                    "vifname={name}: not a network interface name (at most {} printable bytes, no '/', ':' or '%')",
+                    backends::net::tap::IFNAME_MAX
+                ),
+            ));
+        }
     }
     if nic.backend_domname.is_some() {
         v.push(not_honoured("backend", "dom0 serves every device"));
@@ -715,8 +729,22 @@ mod tests {
         assert_eq!(
             lines(&p),
             [
-                "Blocking t.cfg:4:41: vif 1: script=/nonexistent/vif-custom: /nonexistent/vif-custom does not exist (rxen has built-in vif-bridge, vif-route and vif-nat)",
-                "NotHonoured t.cfg:4:75: vif 2: vifname will not be honoured: the host interface is always vifDOMID.DEVID",
+                "Blocking t.cfg:4:41: vif 1: script=/nonexistent/vif-custom: /nonexistent/vif-custom does not exist (rxen has built-in vif-bridge, vif-route and vif-nat)"
+            ]
+        );
+    }
+
+    #[test]
+    fn vifnames_must_be_interface_names_and_unique() {
+        let p = plan(
+            "name='g'\ntype='pvh'\nkernel='/k'\nvif=['vifname=web0', 'vifname=web0', 'vifname=a/b', 'vifname=0123456789abcdef']\n",
+        );
+        assert_eq!(
+            lines(&p),
+            [
+                "Blocking t.cfg:4:22: vif 1: another vif has the same vifname (web0)",
+                "Blocking t.cfg:4:38: vif 2: vifname=a/b: not a network interface name (at most 15 printable bytes, no '/', ':' or '%')",
+                "Blocking t.cfg:4:53: vif 3: vifname=0123456789abcdef: not a network interface name (at most 15 printable bytes, no '/', ':' or '%')",
             ]
         );
     }

@@ -3,7 +3,8 @@
 # bridge xenbr0 (no uplink: nothing leaves the lab) with 169.254.1.1/16 for
 # the lab host. Guests a and b are bridged (169.254.10.2 and .3) and must
 # ping each other and the lab host, and the lab host them; guest r is routed
-# (script=vif-route, ip=169.254.20.2, gatewaydev=xenbr0) and guest n behind
+# (script=vif-route, ip=169.254.20.2, gatewaydev=xenbr0, its TAP named by
+# vifname=rt-lab0) and guest n behind
 # NAT (script=vif-nat, ip=169.254.30.2; its router 169.254.30.129), both must
 # reach the lab host. Only link-local addresses are used. Checks the MACs the
 # guests see against xl network-list, hotplug-status, the TAPs on the
@@ -59,7 +60,7 @@ CFG
 }
 guest a "bridge=xenbr0" "rxnet.addr=169.254.10.2/16 rxnet.ping=169.254.1.1,169.254.10.3"
 guest b "bridge=xenbr0,mac=00:16:3e:00:0b:0b" "rxnet.addr=169.254.10.3/16 rxnet.ping=169.254.1.1,169.254.10.2"
-guest r "script=vif-route,ip=169.254.20.2,gatewaydev=xenbr0" "rxnet.addr=169.254.20.2/32 rxnet.via=169.254.1.1 rxnet.ping=169.254.1.1"
+guest r "script=vif-route,ip=169.254.20.2,gatewaydev=xenbr0,vifname=rt-lab0" "rxnet.addr=169.254.20.2/32 rxnet.via=169.254.1.1 rxnet.ping=169.254.1.1"
 guest n "script=vif-nat,ip=169.254.30.2" "rxnet.addr=169.254.30.2/32 rxnet.via=169.254.30.129 rxnet.ping=169.254.30.129,169.254.1.1"
 "$XL" list
 
@@ -73,7 +74,7 @@ bridged=$(ip -o link show master xenbr0 | awk -F': ' '{print $2}' | sort | tr '\
 [ "$bridged" = "vif$(domid_of a).0 vif$(domid_of b).0 " ] || fail "on xenbr0: '$bridged'"
 ok "vif$(domid_of a).0 and vif$(domid_of b).0 are on xenbr0; routed and NAT vifs are not"
 ip -o addr show dev "vif$(domid_of n).0" | grep -q "169.254.30.129/32" || fail "NAT vif has no router address"
-ip route show | grep -q "169.254.20.2 dev vif$(domid_of r).0" || fail "no host route to the routed guest"
+ip route show | grep -q "169.254.20.2 dev rt-lab0" || fail "no host route to the routed guest through its vifname rt-lab0"
 
 log() { echo "$RXEN_LOG_DIR/guest-$1.log"; }
 done_() { grep -q "guest: done\|guest: no eth0" "$(log "$1")" 2>/dev/null; }
@@ -100,7 +101,7 @@ for a in 169.254.10.2 169.254.10.3 169.254.20.2 169.254.30.2; do
 done
 ok "the lab host pings all four guests"
 
-taps="vif$(domid_of a).0 vif$(domid_of b).0 vif$(domid_of r).0 vif$(domid_of n).0"
+taps="vif$(domid_of a).0 vif$(domid_of b).0 rt-lab0 vif$(domid_of n).0"
 for g in a b r n; do "$XL" destroy $g; done
 for t in $taps; do
     ! ip link show "$t" >/dev/null 2>&1 || fail "$t left behind after xl destroy"

@@ -254,6 +254,9 @@ pub fn vif_nodes(
     if let Some(g) = nonempty(&nic.gatewaydev) {
         backend.push(("gatewaydev", g));
     }
+    if let Some(name) = nonempty(&nic.ifname) {
+        backend.push(("vifname", name));
+    }
     if nic.rate_interval_usecs > 0 {
         backend.push((
             "rate",
