@@ -451,7 +451,8 @@ INITRAMFS_FORMAT = "1"
 
 
 # Debian packages of the host executables guest scripts ask for (`# binaries:`).
-BINARY_PACKAGES = {"mkfs.ext4": "e2fsprogs", "mke2fs": "e2fsprogs", "e2fsck": "e2fsprogs"}
+BINARY_PACKAGES = {"mkfs.ext4": "e2fsprogs", "mke2fs": "e2fsprogs", "e2fsck": "e2fsprogs",
+                   "fio": "fio", "iperf3": "iperf3"}
 
 
 def binary_with_libraries(name: str) -> list[tuple[Path, str]]:
