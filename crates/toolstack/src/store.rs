@@ -46,6 +46,17 @@ use xenstore::client::{Client, ClientError};
 use xenstore::perms::{Access, Perm, Perms};
 use xl_config::DomainConfig;
 
+/// Domain `domid`'s device `devid` of kind `kind`: the guest's id, its frontend
+/// directory and dom0's backend directory.
+fn device_dirs(domid: u32, kind: &str, devid: u32) -> (DomId, String, String) {
+    let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
+    (
+        guest,
+        frontend_path(kind, guest, devid),
+        backend_path(DomId::DOM0, kind, guest, devid),
+    )
+}
+
 /// What [`Store::frontend_nodes`] read.
 struct FrontendNodes {
     backend: String,
@@ -456,9 +467,7 @@ impl Store {
         devid: u32,
         nodes: &DeviceNodes,
     ) -> Result<(), StoreError> {
-        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
-        let be = backend_path(DomId::DOM0, kind, guest, devid);
-        let fe = frontend_path(kind, guest, devid);
+        let (guest, fe, be) = device_dirs(domid, kind, devid);
         self.xs
             .transaction(|tx| {
                 for p in [&fe, &be] {
@@ -481,19 +490,14 @@ impl Store {
         kind: &str,
         devid: u32,
     ) -> Result<bool, StoreError> {
-        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
-        Ok(self.read(&frontend_path(kind, guest, devid))?.is_some()
-            || self
-                .read(&backend_path(DomId::DOM0, kind, guest, devid))?
-                .is_some())
+        let (_, fe, be) = device_dirs(domid, kind, devid);
+        Ok(self.read(&fe)?.is_some() || self.read(&be)?.is_some())
     }
 
     /// Removes a device's frontend and backend directories in one transaction (libxl's
     /// `libxl__device_destroy`); missing ones are fine.
     pub fn remove_device(&mut self, domid: u32, kind: &str, devid: u32) -> Result<(), StoreError> {
-        let guest = DomId(u16::try_from(domid).expect("guest domain ids fit in 16 bits"));
-        let be = backend_path(DomId::DOM0, kind, guest, devid);
-        let fe = frontend_path(kind, guest, devid);
+        let (_, fe, be) = device_dirs(domid, kind, devid);
         self.xs
             .transaction(|tx| {
                 for p in [&fe, &be] {
