@@ -27,7 +27,6 @@ source "$REPO/tests/lab/lib.sh"
 runs=${RXEN_BENCH_RUNS:-1}
 secs=${RXEN_BENCH_SECS:-10}
 BR=benchbr0 TAP=benchtap0 HOST=169.254.1.1
-fail() { echo "FAILED: $*"; exit 1; }
 for t in fio iperf3; do
     command -v $t >/dev/null || fail "no $t on the lab host (the host's Debian package $t)"
 done

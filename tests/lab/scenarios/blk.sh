@@ -11,13 +11,11 @@
 # about two runs in five crashed before the lab pinned each guest's process
 # to one lab CPU; none of eleven crashed since.
 
-export XENSTORED_PATH=$SCRATCH/xenstored.sock
-export RXEN_RUN_DIR=$SCRATCH/run RXEN_LOG_DIR=$SCRATCH/log
+source "$REPO/tests/lab/lib.sh"
 [ -x "$RXEN_BIN/rxen-domain" ] || { echo "FAILED: no $RXEN_BIN/rxen-domain"; exit 1; }
 command -v qemu-img >/dev/null || { echo "FAILED: no qemu-img (qemu-utils)"; exit 1; }
 
-"$RXEN_BIN/xenstored" -N --no-persist 2>"$SCRATCH/xenstored.log" &
-xsd=$!
+start_xenstored
 pid=
 finish() {
     status=$?
@@ -36,10 +34,7 @@ finish() {
     fi
 }
 trap finish EXIT
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.1; done
 
-ok() { echo "ok: $*"; }
-fail() { echo "FAILED: $*"; exit 1; }
 md5() { md5sum | cut -d' ' -f1; }
 
 img=$SCRATCH/img
@@ -79,11 +74,8 @@ RXEN_LOG=${RXEN_LOG:-info,backends=debug} "${RXEN_DOMAIN_BIN:-$RXEN_BIN/rxen-dom
     >"$SCRATCH/domain-1.log" 2>&1 &
 pid=$!
 log=$RXEN_LOG_DIR/guest-blk.log
-for _ in $(seq 3000); do
-    grep -q "guest: done\|guest: no /dev" "$log" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
+finished() { grep -q "guest: done\|guest: no /dev" "$log" 2>/dev/null || ! kill -0 "$pid" 2>/dev/null; }
+wait_for 300 "the guest's checks" finished
 for _ in $(seq 900); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then
     for d in 51712 51728 51744; do

@@ -18,8 +18,6 @@ command -v qemu-img >/dev/null || { echo "FAILED: no qemu-img (qemu-utils)"; exi
 start_xenstored
 trap end_xl_scenario EXIT
 
-ok() { echo "ok: $*"; }
-fail() { echo "FAILED: $*"; exit 1; }
 
 img=$SCRATCH/img
 mkdir -p "$img"
@@ -53,20 +51,15 @@ run() {
     local step=$1 until=$2 from=0
     [ -f "$log" ] && from=$(stat -c %s "$log")
     "$XL" create "$SCRATCH/disks.cfg" "cmdline=\"console=hvc0 rxdisk=$step\"" >/dev/null || fail "xl create ($step)"
-    for _ in $(seq 600); do
+    said() {
         tail -c +$((from + 1)) "$log" 2>/dev/null | tr -d '\r' >"$SCRATCH/$step.out"
-        grep -q "^guest: $until" "$SCRATCH/$step.out" && return 0
-        grep -q "^guest: no " "$SCRATCH/$step.out" && break
-        sleep 0.2
-    done
-    cat "$SCRATCH/$step.out"
-    fail "$step: no 'guest: $until' within 120 s"
+        grep -q "^guest: \($until\|no \)" "$SCRATCH/$step.out"
+    }
+    wait_for 120 "'guest: $until' ($step)" said
+    grep -q "^guest: $until" "$SCRATCH/$step.out" || { cat "$SCRATCH/$step.out"; fail "$step: the guest gave up"; }
 }
 gone() { ! "$XL" domid disks >/dev/null 2>&1; }
-wait_gone() {
-    for _ in $(seq 300); do gone && return 0; sleep 0.2; done
-    fail "disks still listed after its $1"
-}
+wait_gone() { wait_for 60 "disks to go after its $1" gone; }
 line() { sed -n "s/^guest: $1 //p" "$SCRATCH/$2.out" | head -n1; }
 
 run make done

@@ -24,8 +24,6 @@ finish() {
 }
 trap finish EXIT
 
-ok() { echo "ok: $*"; }
-fail() { echo "FAILED: $*"; exit 1; }
 
 [ -e /dev/net/tun ] || modprobe tun || true
 [ -e /dev/net/tun ] || fail "no /dev/net/tun in the lab"

@@ -34,8 +34,6 @@ finish() {
 }
 trap finish EXIT
 
-ok() { echo "ok: $*"; }
-fail() { echo "FAILED: $*"; exit 1; }
 
 # The lab's kernel has TUN/TAP as a module; its device node appears once loaded.
 [ -e /dev/net/tun ] || modprobe tun || true

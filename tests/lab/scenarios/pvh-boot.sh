@@ -29,8 +29,6 @@ finish() {
 }
 trap finish EXIT
 
-ok() { echo "ok: $*"; }
-fail() { echo "FAILED: $*"; exit 1; }
 
 # boot DOMID NAME: start rxen-domain on a config.json like xl writes it.
 boot() {

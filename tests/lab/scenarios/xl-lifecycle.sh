@@ -23,17 +23,10 @@ on_reboot = "restart"
 on_crash = "preserve"
 CFG
 
-ok() { echo "ok: $*"; }
 fail() { echo "FAILED: $*"; "$XL" list || true; exit 1; }
 # The columns of demo's `xl list` line: name id mem vcpus state time.
 line() { "$XL" list | awk -v n="$1" '$1 == n'; }
 field() { line "$1" | awk -v f="$2" '{print $f}'; }
-wait_for() { # description, command...
-    local what=$1; shift
-    local end=$((SECONDS + 180))
-    while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.5; done
-    fail "timed out: $what"
-}
 # xl console through a pty: send each line, wait for the text expected after it,
 # then Ctrl-] and check xl exits 0.
 console() { # domain, then pairs: text-to-send text-to-expect
@@ -82,11 +75,11 @@ up() {
     n=$(grep -cF "guest: up" "$RXEN_LOG_DIR/guest-demo.log" 2>/dev/null) || true
     [ "${n:-0}" -ge "${1:-1}" ]
 }
-wait_for "demo's init" up
+wait_for 180 "demo's init" up
 [ "$(field demo 4)" = 2 ] || fail "demo has $(field demo 4) vCPUs, not 2"
 ok "xl list shows demo ($id) with 256 MiB and 2 vCPUs: $(line demo)"
 running() { case "$(field demo 5)" in r-----|-b----) true ;; *) false ;; esac; }
-wait_for "demo running" running
+wait_for 180 "demo running" running
 
 # console
 console demo 'echo xl-console-$((6*7))' xl-console-42 || fail "xl console"
@@ -96,35 +89,35 @@ ok "xl console reached the guest's shell, Ctrl-] detached"
 "$XL" pause demo
 [ "$(field demo 5)" = --p--- ] || fail "paused demo is $(field demo 5)"
 "$XL" unpause demo
-wait_for "demo running after unpause" running
+wait_for 180 "demo running after unpause" running
 ok "pause/unpause: --p--- then $(field demo 5)"
 
 # A guest reboot: a new domain id (on_reboot = "restart").
 console demo reboot 'guest: rebooting' || true
 new_id() { [ -n "$(field demo 2)" ] && [ "$(field demo 2)" != "$id" ] && running; }
-wait_for "demo back under a new id" new_id
+wait_for 180 "demo back under a new id" new_id
 ok "guest reboot: demo came back as $(field demo 2) (was $id)"
 # Its init must run before a shutdown request can reach it (the kernel hands
 # control/shutdown to init, whose trap powers off).
-wait_for "demo's init after the reboot" up 2
+wait_for 180 "demo's init after the reboot" up 2
 id=$(field demo 2)
 "$XL" vcpu-list demo
 
 # xl shutdown -w: returns once the guest has shut down; the domain then goes.
 "$XL" shutdown -w demo
 gone() { [ -z "$(line demo)" ]; }
-wait_for "demo gone" gone
+wait_for 180 "demo gone" gone
 [ ! -e "$RXEN_RUN_DIR/domain/$id" ] || fail "runtime dir of $id left behind"
 ok "xl shutdown -w returned and demo is gone"
 
 # A crash, preserved: state c until xl destroy.
 "$XL" create "$SCRATCH/demo.cfg"
 id=$(field demo 2)
-wait_for "demo running" running
-wait_for "demo's init in its third boot" up 3
+wait_for 180 "demo running" running
+wait_for 180 "demo's init in its third boot" up 3
 console demo 'echo c > /proc/sysrq-trigger' 'sysrq' || true
 crashed() { [ "$(field demo 5)" = ---sc- ]; }
-wait_for "demo crashed" crashed
+wait_for 180 "demo crashed" crashed
 sleep 2
 crashed || fail "crashed demo did not stay"
 ok "crashed guest stays listed: $(line demo)"
