@@ -319,7 +319,8 @@ fn disks_are_laid_out_as_libxl_does() {
         (format!("{fe}/51712/backend-id"), "0"),
         (format!("{fe}/51712/state"), "1"),
         (format!("{fe}/51712/virtual-device"), "51712"),
-        (format!("{fe}/5632/device-type"), "cdrom"),
+        // A PV disk to the PVH guest's blkfront (which drops `cdrom` vbds).
+        (format!("{fe}/5632/device-type"), "disk"),
     ] {
         assert_eq!(env.read(&path).as_deref(), Some(want), "{path}");
     }
@@ -525,6 +526,15 @@ fn hotplug_block_network_cdrom() {
             "51728 0   1      4     9      8        /local/domain/0/backend/vbd/1/51728\n"
         )
     );
+    // As xl: block-list reports a name that is no domain and goes on; network-list stops.
+    let r = env.xl(&["block-list", "nosuch", "hot"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "nosuch is an invalid domain identifier\n");
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    let r = env.xl(&["network-list", "nosuch", "hot"]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(r.stderr, "nosuch is an invalid domain identifier (rc=-6)\n");
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
     // -N prints the disk and attaches nothing.
     let out = env.ok(&["-N", "block-attach", "hot", "/x.img,raw,xvdc,r"]);
     assert!(

@@ -7,7 +7,10 @@
 # guest must see eth0 with it, xl network-list must list it and its TAP must
 # be on the bridge. Both are detached: the guest must lose them, the lists
 # must be empty, the XenStore directories and the TAP gone, config.json
-# without them. Then xl destroy.
+# without them. Then an empty cdrom drive (xvdc) is attached, which the guest
+# must see with 0 sectors, removable and read-only; xl cd-insert puts a 4 MiB
+# medium in, which the guest must see (size, first bytes), and xl cd-eject
+# takes it out (0 sectors again). Then xl destroy.
 
 XL=$RXEN_BIN/xl
 XS=$RXEN_BIN/xenstore
@@ -81,7 +84,7 @@ ok "the guest sees eth0 with 00:16:3e:00:0c:0c, as xl network-list says; vif$dom
 # Both go.
 "$XL" block-detach hp xvdb || fail "xl block-detach"
 "$XL" network-detach hp 0 || fail "xl network-detach"
-wait_for 120 "the guest to lose xvdb and eth0" said done
+wait_for 120 "the guest to lose xvdb and eth0" said detached
 grep "guest: xvdb gone\|guest: eth0 gone\|still there" "$log"
 said "xvdb gone" || fail "the guest still has xvdb"
 said "eth0 gone" || fail "the guest still has eth0"
@@ -98,5 +101,25 @@ ok "detached: the guest lost xvdb and eth0, lists empty, nodes and TAP gone"
 # A detach of what is not there changes nothing.
 "$XL" block-detach hp xvdb 2>"$SCRATCH/err" && fail "detaching xvdb twice succeeded"
 grep -q "Error: Device xvdb not connected." "$SCRATCH/err" || fail "block-detach error: $(cat "$SCRATCH/err")"
+# A removable drive: attached empty, a medium inserted, ejected.
+iso=$SCRATCH/cd.iso
+printf 'rxen-hotplug-cd-ok' >"$iso"
+truncate -s 4M "$iso"
+"$XL" block-attach hp ",,xvdc:cdrom,r" || fail "xl block-attach of an empty cdrom drive"
+wait_for 120 "the guest to see xvdc" said "xvdc sectors\|no xvdc"
+said "xvdc sectors=0 removable=1 ro=1" || fail "the guest's xvdc is not an empty read-only removable drive: $(grep "guest: .*xvdc" "$log")"
+ok "an empty cdrom drive appears in the guest as xvdc: 0 sectors, removable, read-only"
+"$XL" cd-insert hp xvdc "$iso" || fail "xl cd-insert"
+wait_for 120 "the guest to see the medium" said "xvdc inserted\|xvdc no medium"
+said "xvdc inserted sectors=8192 head=rxen-hotplug-cd-ok" || fail "the guest's xvdc is not the medium: $(grep "guest: xvdc" "$log")"
+[ "$("$XS" read "/local/domain/0/backend/vbd/$domid/51744/params")" = "$iso" ] || fail "params is not the medium"
+ok "xl cd-insert: the guest sees the medium's 8192 sectors and its first bytes"
+"$XL" cd-eject hp xvdc || fail "xl cd-eject"
+wait_for 120 "the guest to see the drive empty" said "xvdc ejected\|xvdc not ejected"
+said "xvdc ejected sectors=0" || fail "the medium is still in the guest's xvdc"
+[ -z "$("$XS" read "/local/domain/0/backend/vbd/$domid/51744/params")" ] || fail "params still names the medium"
+ok "xl cd-eject: the guest sees the drive empty again"
+wait_for 30 "the guest's end" said done
+
 "$XL" destroy hp || fail "xl destroy"
 ok "xl destroy"

@@ -269,6 +269,13 @@ pub type VbdNodes = crate::xenbus::DeviceNodes;
 
 /// The nodes the toolstack writes for disk `cfg` of domain `domid`, seen
 /// by the guest as `vdev` (device number `devid`), served from dom0.
+///
+/// One difference from libxl: a cdrom drive's *frontend* `device-type` is
+/// `disk`. rxen's guests are PVH, and Linux's blkfront ignores a vbd whose
+/// `device-type` is `cdrom` in any HVM-family domain (PVH included), where Xen
+/// leaves cdroms to the device model; as a PV disk the guest sees the drive,
+/// removable and a cdrom by its `info` bits, and its media changes (`xl
+/// cd-insert`, `cd-eject`) as capacity changes. The backend keeps `cdrom`.
 pub fn vbd_nodes(domid: DomId, devid: u32, vdev: &str, cfg: &DiskConfig) -> VbdNodes {
     use crate::xenbus::{backend_path, frontend_path};
     let device_type = if cfg.cdrom { "cdrom" } else { "disk" };
@@ -300,7 +307,7 @@ pub fn vbd_nodes(domid: DomId, devid: u32, vdev: &str, cfg: &DiskConfig) -> VbdN
             ("backend-id", "0".to_owned()),
             ("state", XenbusState::Initialising.to_string()),
             ("virtual-device", devid.to_string()),
-            ("device-type", device_type.to_owned()),
+            ("device-type", "disk".to_owned()),
         ],
         frontend_ro: Vec::new(),
     }
@@ -371,6 +378,32 @@ mod tests {
             "/local/domain/0/backend/vbd/3/51728"
         );
         assert_eq!(get(&n.frontend, "virtual-device"), "51728");
+        assert_eq!(get(&n.frontend, "device-type"), "disk");
+    }
+
+    #[test]
+    fn a_cdrom_is_a_removable_cdrom_to_the_backend_and_a_disk_to_the_frontend() {
+        let n = vbd_nodes(
+            DomId(3),
+            5632,
+            "hdc",
+            &DiskConfig {
+                path: None,
+                format: super::super::DiskFormat::Raw,
+                readonly: true,
+                cdrom: true,
+            },
+        );
+        let get = |v: &[(&str, String)], k: &str| {
+            v.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get(&n.backend, "device-type"), "cdrom");
+        assert_eq!(get(&n.backend, "removable"), "1");
+        assert_eq!(get(&n.backend, "params"), "");
+        // Linux's blkfront drops a `cdrom` vbd in a PVH guest.
         assert_eq!(get(&n.frontend, "device-type"), "disk");
     }
 }

@@ -7,7 +7,7 @@ use toolstack::store::DiskInfo;
 
 use crate::getopt::{HELP, OptSpec};
 use crate::vmcontrol::NO_OPTIONS;
-use crate::{Globals, attach_outcome, domain_command, open_toolstack, parse_args, print_dry_run};
+use crate::{Globals, attach_outcome, domain_command, list_devices, print_dry_run};
 
 /// `xl block-detach`'s options.
 pub const BLOCK_DETACH_OPTIONS: &[OptSpec] = &[
@@ -62,30 +62,14 @@ pub fn main_block_attach(g: &Globals, argv: &[String]) -> u8 {
 
 /// `xl block-list <Domain(s)>`.
 pub fn main_block_list(_g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("block-list", argv, NO_OPTIONS, 1) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    println!("{}", list_header());
-    for dom in &m.operands {
-        // As xl: a name that is no domain is reported and skipped.
-        let Ok(domid) = ts.lookup(dom) else {
-            eprintln!("{dom} is an invalid domain identifier");
-            continue;
-        };
-        match ts.store().disks(domid) {
-            Ok(disks) => disks.iter().for_each(|d| println!("{}", list_line(d))),
-            Err(e) => {
-                eprintln!("xl: {}", error_chain(&e));
-                return 1;
-            }
-        }
-    }
-    0
+    list_devices(
+        "block-list",
+        argv,
+        &list_header(),
+        true,
+        |s, domid| s.disks(domid),
+        list_line,
+    )
 }
 
 /// `xl block-detach [-f|--force] <Domain> <VirtualDevice>`.

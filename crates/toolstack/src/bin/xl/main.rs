@@ -224,6 +224,50 @@ pub fn domain_command(
     Ok((m, ts, domid))
 }
 
+/// `xl block-list` and `xl network-list`: `header`, then a line per device of each
+/// `<Domain>` operand. As xl, `block-list` reports an operand that is no domain and goes
+/// on (`skip_unknown`), `network-list` stops there. The exit status.
+pub fn list_devices<T>(
+    cmd: &str,
+    argv: &[String],
+    header: &str,
+    skip_unknown: bool,
+    devices: impl Fn(&mut toolstack::store::Store, u32) -> Result<Vec<T>, toolstack::store::StoreError>,
+    line: impl Fn(&T) -> String,
+) -> u8 {
+    let m = match parse_args(cmd, argv, vmcontrol::NO_OPTIONS, 1) {
+        Ok(m) => m,
+        Err(rc) => return rc,
+    };
+    let mut ts = match open_toolstack() {
+        Ok(t) => t,
+        Err(rc) => return rc,
+    };
+    println!("{header}");
+    for dom in &m.operands {
+        let domid = if skip_unknown {
+            let Ok(domid) = ts.lookup(dom) else {
+                eprintln!("{dom} is an invalid domain identifier");
+                continue;
+            };
+            domid
+        } else {
+            match find_domain(&mut ts, dom) {
+                Ok(d) => d,
+                Err(rc) => return rc,
+            }
+        };
+        match devices(ts.store(), domid) {
+            Ok(list) => list.iter().for_each(|d| println!("{}", line(d))),
+            Err(e) => {
+                eprintln!("xl: {}", error_chain(&e));
+                return 1;
+            }
+        }
+    }
+    0
+}
+
 /// The end of a device attach: its warnings, or its error and the libxl call xl names
 /// (`libxl_fn`, e.g. `libxl_device_disk_add`) as failed. The exit status.
 pub fn attach_outcome(res: Result<Vec<String>, DomainError>, libxl_fn: &str) -> u8 {

@@ -6,9 +6,7 @@ use toolstack::error_chain;
 use toolstack::store::NicInfo;
 
 use crate::vmcontrol::NO_OPTIONS;
-use crate::{
-    Globals, attach_outcome, domain_command, find_domain, open_toolstack, parse_args, print_dry_run,
-};
+use crate::{Globals, attach_outcome, domain_command, list_devices, print_dry_run};
 
 /// `xl network-list`'s header, in Xen's columns.
 pub fn list_header() -> String {
@@ -32,29 +30,14 @@ pub fn list_line(n: &NicInfo) -> String {
 
 /// `xl network-list <Domain(s)>`.
 pub fn main_network_list(_g: &Globals, argv: &[String]) -> u8 {
-    let m = match parse_args("network-list", argv, NO_OPTIONS, 1) {
-        Ok(m) => m,
-        Err(rc) => return rc,
-    };
-    let mut ts = match open_toolstack() {
-        Ok(t) => t,
-        Err(rc) => return rc,
-    };
-    println!("{}", list_header());
-    for dom in &m.operands {
-        let domid = match find_domain(&mut ts, dom) {
-            Ok(d) => d,
-            Err(rc) => return rc,
-        };
-        match ts.store().nics(domid) {
-            Ok(nics) => nics.iter().for_each(|n| println!("{}", list_line(n))),
-            Err(e) => {
-                eprintln!("xl: {}", error_chain(&e));
-                return 1;
-            }
-        }
-    }
-    0
+    list_devices(
+        "network-list",
+        argv,
+        &list_header(),
+        false,
+        |s, domid| s.nics(domid),
+        list_line,
+    )
 }
 
 /// `xl network-attach <Domain> [item...]`: each item `key=value` as in `vif=`.
