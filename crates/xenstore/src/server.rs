@@ -38,6 +38,8 @@ pub const OUTPUT_CAP: usize = 4 << 20;
 /// Input read ahead of processing, per connection.
 const INPUT_CAP: usize = 64 << 10;
 const LISTENER: Token = Token(0);
+/// The token of the signals that stop the server ([`Server::stop_on`]).
+const SIGNALS: Token = Token(usize::MAX);
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -271,6 +273,8 @@ pub struct Server {
     reply_each: bool,
     /// Where reads land; requests are handled in place from here.
     rbuf: Box<[u8]>,
+    /// Signals that end [`Server::run`].
+    signals: Option<signal_hook_mio::v1_0::Signals>,
 }
 
 impl std::fmt::Debug for Server {
@@ -324,10 +328,25 @@ impl Server {
             flushing: Vec::new(),
             reply_each,
             rbuf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            signals: None,
         })
     }
 
-    /// Runs until an unrecoverable error.
+    /// Make [`Server::run`] return (`Ok`, with the signal) when one of
+    /// `signals` arrives, after the turn in progress: replies and events
+    /// already queued are sent, the journal and trace are committed.
+    pub fn stop_on(&mut self, signals: &[i32]) -> Result<(), ServerError> {
+        let mut s = signal_hook_mio::v1_0::Signals::new(signals).map_err(ServerError::Poll)?;
+        self.poll
+            .registry()
+            .register(&mut s, SIGNALS, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        self.signals = Some(s);
+        Ok(())
+    }
+
+    /// Runs until an unrecoverable error, or one of the signals of
+    /// [`Server::stop_on`], which it returns.
     ///
     /// One turn: wait for events; for each ready connection, read what it
     /// sent and handle it; commit the journal of what was handled to the log
@@ -342,8 +361,9 @@ impl Server {
     /// than holding every reply to the end of the turn). With `--sync` a
     /// commit is an `fdatasync`, so the whole turn shares one: group commit
     /// across connections.
-    pub fn run(&mut self) -> Result<(), ServerError> {
+    pub fn run(&mut self) -> Result<Option<i32>, ServerError> {
         let mut events = Events::with_capacity(256);
+        let mut stop = None;
         loop {
             let timeout = if self.ready.is_empty() {
                 None
@@ -360,6 +380,12 @@ impl Server {
                 let t = ev.token();
                 if t == LISTENER {
                     self.accept();
+                    continue;
+                }
+                if t == SIGNALS {
+                    if let Some(sigs) = self.signals.as_mut() {
+                        stop = stop.or(sigs.pending().next());
+                    }
                     continue;
                 }
                 let Some(c) = self.clients.get_mut(&t) else {
@@ -412,6 +438,9 @@ impl Server {
                 if let Err(e) = tr.w.flush() {
                     return Err(ServerError::Trace(tr.path.clone(), e));
                 }
+            }
+            if stop.is_some() {
+                return Ok(stop);
             }
         }
     }

@@ -342,6 +342,32 @@ fn acknowledged_writes_survive_sigkill() {
     assert_eq!(c.control(&["check"]).unwrap(), "OK");
 }
 
+/// SIGTERM (and SIGINT) stop the daemon cleanly: exit status 0, its socket
+/// and pid file gone, what it acknowledged there after a restart.
+#[test]
+fn sigterm_stops_cleanly_and_keeps_the_store() {
+    for sig in ["TERM", "INT"] {
+        let dir = std::env::temp_dir().join(format!("xsd-term{sig}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("xenstored.pid");
+        let mut d = Daemon::start_in(dir.clone(), &["--pid-file", pid_file.to_str().unwrap()]);
+        d.client().write("/kept", "yes").unwrap();
+        assert!(pid_file.exists());
+        let kill = Command::new("kill")
+            .args([format!("-{sig}"), d.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = d.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");
+        assert!(!d.socket.exists(), "signal {sig}: socket left behind");
+        assert!(!pid_file.exists(), "signal {sig}: pid file left behind");
+        let d = Daemon::start_in(dir, &[]);
+        assert_eq!(d.client().read_string("/kept").unwrap(), "yes");
+    }
+}
+
 /// SIGKILL while eight clients write as fast as they can (values large
 /// enough that the log crosses several of its mapped windows): every write
 /// a client saw acknowledged is there after the restart.

@@ -1,5 +1,7 @@
 //! `xenstored`: rxen's XenStore daemon. Flags follow Xen's xenstored where
-//! they apply; `--state-dir` and `--sync` are rxen's (durability).
+//! they apply; `--state-dir` and `--sync` are rxen's (durability). SIGTERM or
+//! SIGINT stop it after the turn in progress (exit status 0, socket and pid
+//! file removed); the store stays in the state directory for the next start.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -167,6 +169,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     notify_ready();
     let mut server = Server::new(listener, store, persister, args.trace_file.as_deref())?;
-    server.run()?;
+    // Stopped (`kill`, `systemctl stop`, Ctrl-C): what was acknowledged is
+    // already in the state directory; the socket and pid file go.
+    server.stop_on(&[libc::SIGTERM, libc::SIGINT])?;
+    let sig = server.run()?;
+    let _ = std::fs::remove_file(&socket);
+    if let Some(p) = &args.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::info!(signal = ?sig, "xenstored stopped");
     Ok(())
 }
