@@ -346,6 +346,14 @@ mod tests {
         }
     }
 
+    /// The value of node `k` among `v`.
+    fn get(v: &[(&str, String)], k: &str) -> String {
+        v.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    }
+
     #[test]
     fn libxl_node_layout() {
         let n = vbd_nodes(
@@ -359,12 +367,6 @@ mod tests {
                 cdrom: false,
             },
         );
-        let get = |v: &[(&str, String)], k: &str| {
-            v.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
         assert_eq!(
             get(&n.backend, "frontend"),
             "/local/domain/3/device/vbd/51728"
@@ -394,12 +396,6 @@ mod tests {
                 cdrom: true,
             },
         );
-        let get = |v: &[(&str, String)], k: &str| {
-            v.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
         assert_eq!(get(&n.backend, "device-type"), "cdrom");
         assert_eq!(get(&n.backend, "removable"), "1");
         assert_eq!(get(&n.backend, "params"), "");
