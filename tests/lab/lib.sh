@@ -77,11 +77,11 @@ fail() { echo "FAILED: $*"; exit 1; }
 lab_bug_signs=(-e "ENTRY_TRAMPOLINE stack guard page was hit" -e "CR2: 000000000001fb80"
     -e "WARN hypervisor::vcpus: triple fault")
 
-# lab_bug DIR: prints the first line of a log under DIR (*.log) or of DIR.out
-# that shows a guest killed by that bug; status 1 if there is none.
+# lab_bug DIR: prints the first line of a log under DIR (*.log), else of
+# DIR.out, that shows a guest killed by that bug; status 1 if there is none.
 lab_bug() {
     local line
-    line=$({ grep -hs "${lab_bug_signs[@]}" "$1.out"; grep -rhs --include='*.log' "${lab_bug_signs[@]}" "$1"; } | head -n1)
+    line=$({ grep -rhs --include='*.log' "${lab_bug_signs[@]}" "$1"; grep -hs "${lab_bug_signs[@]}" "$1.out"; } | head -n1)
     [ -n "$line" ] && echo "$line"
 }
 

@@ -2,10 +2,11 @@
 # modules: xen-blkfront crc32c_generic ext4
 # binaries: mkfs.ext4
 # Guest side of the disks scenario, a user's disks through xl: xvda (raw
-# file), xvdb (qcow2 over a backing file), xvdc (raw, access=ro). The
-# kernel command line picks the step:
-#   rxdisk=make   ext4 (32 MiB) on xvda and xvdb, a file written on each, sync, poweroff
-#   rxdisk=check  both mounted again, the files' checksums, poweroff
+# file), xvdb (qcow2 over a backing file), xvdc (raw, access=ro), xvdd (an
+# LVM volume, `phy:`). The kernel command line picks the step:
+#   rxdisk=make   ext4 (32 MiB) on xvda and xvdb, a file written on each;
+#                 1 MiB written at 2 MiB of xvdd; sync, poweroff
+#   rxdisk=check  both mounted again, the files' checksums; xvdd's MiB; poweroff
 #   rxdisk=kill   4 MiB written at 40 MiB of xvda and xvdb (direct I/O) and
 #                 flushed; "guest: flushed" tells the host to SIGKILL the
 #                 domain process at once
@@ -16,14 +17,16 @@ for w in $(cat /proc/cmdline); do
     case $w in rxdisk=*) step=${w#*=} ;; esac
 done
 for _ in $(seq 100); do
-    [ -b /dev/xvda ] && [ -b /dev/xvdb ] && [ -b /dev/xvdc ] && break
+    [ -b /dev/xvda ] && [ -b /dev/xvdb ] && [ -b /dev/xvdc ] && [ -b /dev/xvdd ] && break
     sleep 0.1
 done
-for d in xvda xvdb xvdc; do
+for d in xvda xvdb xvdc xvdd; do
     [ -b /dev/$d ] || { echo "guest: no /dev/$d"; ls /sys/block; poweroff -f; }
     echo "guest: $d sectors=$(cat /sys/block/$d/size) ro=$(cat /sys/block/$d/ro)"
 done
 sum() { md5sum "$1" | cut -d' ' -f1; }
+# lvmib: the md5 of xvdd's MiB at 2 MiB, read around the guest's page cache.
+lvmib() { dd if=/dev/xvdd bs=1M skip=2 count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1; }
 case $step in
 make)
     dd if=/dev/urandom of=/tmp/file bs=64k count=16 2>/dev/null
@@ -43,6 +46,12 @@ make)
     else
         echo "guest: xvdc refused a write: $(head -n 1 /tmp/err)"
     fi
+    dd if=/dev/urandom of=/tmp/mib bs=1M count=1 2>/dev/null
+    if dd if=/tmp/mib of=/dev/xvdd bs=1M seek=2 oflag=direct conv=fsync 2>/tmp/err; then
+        echo "guest: xvdd wrote md5=$(sum /tmp/mib) read md5=$(lvmib)"
+    else
+        echo "guest: xvdd write failed: $(tail -n 1 /tmp/err)"
+    fi
     sync
     ;;
 check)
@@ -55,6 +64,7 @@ check)
             echo "guest: $d mount failed: $(tr '\n' ' ' </tmp/err)"
         fi
     done
+    echo "guest: xvdd data md5=$(lvmib)"
     ;;
 kill)
     dd if=/dev/urandom of=/tmp/data bs=1M count=4 2>/dev/null

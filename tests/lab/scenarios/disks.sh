@@ -1,9 +1,13 @@
 # A user's disks through xl (issue 6, "Done when"): a raw file (xvda), a
-# qcow2 image over a backing file made by qemu-img (xvdb) and a read-only raw
-# file (xvdc). Three creates of one config:
+# qcow2 image over a backing file made by qemu-img (xvdb), a read-only raw
+# file (xvdc) and an LVM logical volume given the old way,
+# 'phy:/dev/rxenlab/guest,xvdd,w' (LVM on a loop device the scenario makes,
+# without udev). Three creates of one config:
 #   1. the guest makes ext4 on xvda and xvdb, writes a file on each, syncs and
-#      powers off; xvdc refuses its write;
-#   2. after `xl create` again, the files read back with the same checksums;
+#      powers off; xvdc refuses its write; 1 MiB written to xvdd is on the
+#      volume (read by the host);
+#   2. after `xl create` again, the files read back with the same checksums,
+#      and xvdd's MiB;
 #   3. data safety: the guest writes 4 MiB to both disks with direct I/O and
 #      flushes; the host SIGKILLs the domain process as soon as the guest says
 #      the flush completed, then finds the data in the raw file and, through
@@ -16,7 +20,18 @@ source "$REPO/tests/lab/lib.sh"
 command -v qemu-img >/dev/null || { echo "FAILED: no qemu-img (qemu-utils)"; exit 1; }
 
 start_xenstored
-trap end_xl_scenario EXIT
+loopdev=
+finish() {
+    local status=$?
+    destroy_domains
+    if [ -n "$loopdev" ]; then
+        lvm vgremove -q -y -ff "${lvmcfg[@]}" rxenlab >/dev/null 2>&1
+        losetup -d "$loopdev"
+    fi
+    (exit $status)
+    end_xl_scenario
+}
+trap finish EXIT
 
 
 img=$SCRATCH/img
@@ -28,6 +43,23 @@ truncate -s 64M "$img/base.raw"
 dd if=/dev/urandom of="$img/base.raw" bs=1M seek=60 count=2 conv=notrunc 2>/dev/null
 qemu-img create -q -f qcow2 -b "$img/base.raw" -F raw "$img/b.qcow2"
 dd if=/dev/urandom of="$img/c.raw" bs=1M count=8 2>/dev/null
+# The volume group: one 64 MiB loop device; the volume 16 MiB. The lab has no
+# udev, so LVM and device-mapper make the device nodes themselves.
+command -v lvm >/dev/null || fail "no lvm (the host's Debian package lvm2)"
+modprobe loop 2>/dev/null || true
+modprobe dm-mod 2>/dev/null || true
+export DM_DISABLE_UDEV=1
+lvmcfg=(--config 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }')
+truncate -s 64M "$img/pv.img"
+loopdev=$(losetup -f --show "$img/pv.img") || fail "losetup"
+lvm pvcreate -q "${lvmcfg[@]}" "$loopdev" >/dev/null || fail "pvcreate $loopdev"
+lvm vgcreate -q "${lvmcfg[@]}" rxenlab "$loopdev" >/dev/null || fail "vgcreate rxenlab"
+lvm lvcreate -q "${lvmcfg[@]}" -Zn -Wn -L 16M -n guest rxenlab >/dev/null || fail "lvcreate rxenlab/guest"
+lv=/dev/rxenlab/guest
+[ -b "$lv" ] || fail "no $lv after lvcreate"
+dd if=/dev/zero of="$lv" bs=1M count=16 oflag=direct 2>/dev/null
+lvmib() { dd if="$lv" bs=1M skip=2 count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1; }
+ok "LVM volume $lv (16 MiB) on $loopdev"
 base_md5=$(md5sum <"$img/base.raw")
 c_md5=$(md5sum <"$img/c.raw")
 
@@ -40,7 +72,8 @@ memory = 256
 vcpus = 2
 disk = [ 'format=raw, vdev=xvda, access=rw, target=$img/a.raw',
          'format=qcow2, vdev=xvdb, access=rw, target=$img/b.qcow2',
-         'format=raw, vdev=xvdc, access=ro, target=$img/c.raw' ]
+         'format=raw, vdev=xvdc, access=ro, target=$img/c.raw',
+         'phy:$lv,xvdd,w' ]
 CFG
 
 log=$RXEN_LOG_DIR/guest-disks.log
@@ -72,7 +105,10 @@ grep -q "^guest: xvda sectors=131072 ro=0" "$SCRATCH/make.out" || fail "xvda: no
 grep -q "^guest: xvdb sectors=131072 ro=0" "$SCRATCH/make.out" || fail "xvdb: not 64 MiB writable"
 grep -q "^guest: xvdc sectors=16384 ro=1" "$SCRATCH/make.out" || fail "xvdc: not 8 MiB read-only"
 grep -q "^guest: xvdc refused a write" "$SCRATCH/make.out" || fail "xvdc: the read-only disk took a write"
-ok "the guest made ext4 on xvda (raw) and xvdb (qcow2), wrote a file on each and powered off; xvdc refused a write"
+grep -q "^guest: xvdd sectors=32768 ro=0" "$SCRATCH/make.out" || fail "xvdd: not the 16 MiB writable volume"
+lv_md5=$(lvmib)
+[ "$(line "xvdd wrote" make)" = "md5=$lv_md5 read md5=$lv_md5" ] || fail "xvdd: the volume holds $lv_md5, the guest said '$(line "xvdd wrote" make)'"
+ok "the guest made ext4 on xvda (raw) and xvdb (qcow2), wrote a file on each and powered off; xvdc refused a write; its MiB on xvdd is on the LVM volume"
 
 run check done
 grep "^guest: " "$SCRATCH/check.out"
@@ -81,7 +117,8 @@ for d in xvda xvdb; do
     a=$(line "$d ext4 file" make) b=$(line "$d ext4 file" check)
     [ "$a" = "$b" ] || fail "$d: the file read back as '$b', was written as '$a'"
 done
-ok "after xl create again both files read back with their checksums"
+[ "$(line "xvdd data" check)" = "md5=$lv_md5" ] || fail "xvdd: read back as '$(line "xvdd data" check)', the volume holds $lv_md5"
+ok "after xl create again both files read back with their checksums, and xvdd's MiB"
 
 run kill flushed
 pid=$(cat "$RXEN_RUN_DIR/domain/$("$XL" domid disks)/pid")
