@@ -21,15 +21,14 @@ command -v qemu-img >/dev/null || { echo "FAILED: no qemu-img (qemu-utils)"; exi
 
 start_xenstored
 loopdev=
+# The EXIT trap: end_xl_scenario (domains, xenstored, logs on failure), then
+# the volume group and loop device go (errors there must not hide the rest).
 finish() {
-    local status=$?
-    destroy_domains
-    if [ -n "$loopdev" ]; then
-        lvm vgremove -q -y -ff "${lvmcfg[@]}" rxenlab >/dev/null 2>&1
-        losetup -d "$loopdev"
-    fi
-    (exit $status)
     end_xl_scenario
+    if [ -n "$loopdev" ]; then
+        lvm vgremove -q -y -ff "${lvmcfg[@]}" rxenlab >/dev/null 2>&1 || true
+        losetup -d "$loopdev" || true
+    fi
 }
 trap finish EXIT
 
@@ -48,7 +47,7 @@ dd if=/dev/urandom of="$img/c.raw" bs=1M count=8 2>/dev/null
 command -v lvm >/dev/null || fail "no lvm (the host's Debian package lvm2)"
 modprobe loop 2>/dev/null || true
 modprobe dm-mod 2>/dev/null || true
-export DM_DISABLE_UDEV=1
+export DM_DISABLE_UDEV=1 LVM_SUPPRESS_FD_WARNINGS=1
 lvmcfg=(--config 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }')
 truncate -s 64M "$img/pv.img"
 loopdev=$(losetup -f --show "$img/pv.img") || fail "losetup"
@@ -81,15 +80,16 @@ log=$RXEN_LOG_DIR/guest-disks.log
 # $SCRATCH/STEP.out. Returns once the guest printed "guest: done" (or, for
 # the kill step, "guest: flushed").
 run() {
-    local step=$1 until=$2 from=0
+    local step=$1 until=$2 from=0 t0=$SECONDS
     [ -f "$log" ] && from=$(stat -c %s "$log")
     "$XL" create "$SCRATCH/disks.cfg" "cmdline=\"console=hvc0 rxdisk=$step\"" >/dev/null || fail "xl create ($step)"
     said() {
         tail -c +$((from + 1)) "$log" 2>/dev/null | tr -d '\r' >"$SCRATCH/$step.out"
         grep -q "^guest: \($until\|no \)" "$SCRATCH/$step.out"
     }
-    wait_for 120 "'guest: $until' ($step)" said
+    wait_for 240 "'guest: $until' ($step)" said
     grep -q "^guest: $until" "$SCRATCH/$step.out" || { cat "$SCRATCH/$step.out"; fail "$step: the guest gave up"; }
+    echo "step $step: 'guest: $until' after $((SECONDS - t0)) s"
 }
 gone() { ! "$XL" domid disks >/dev/null 2>&1; }
 wait_gone() { wait_for 60 "disks to go after its $1" gone; }
