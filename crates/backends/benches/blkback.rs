@@ -295,13 +295,13 @@ fn main() {
 
     println!("blkback serving a ring from the page cache vs direct pread/pwrite, {secs:?} each");
     println!(
-        "| {:<18} | {:>10} | {:>10} | {:>15} |",
+        "| {:<24} | {:>10} | {:>10} | {:>15} |",
         "metric", "blkback", "direct", "blkback/direct"
     );
-    println!("| {:-<18} | {:->10} | {:->10} | {:->15} |", "", "", "", "");
+    println!("| {:-<24} | {:->10} | {:->10} | {:->15} |", "", "", "", "");
     for (name, unit, back, direct) in rows {
         println!(
-            "| {:<18} | {:>10.0} | {:>10.0} | {:>15.2} |",
+            "| {:<24} | {:>10.0} | {:>10.0} | {:>15.2} |",
             format!("{name} ({unit})"),
             back,
             direct,

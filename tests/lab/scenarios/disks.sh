@@ -32,7 +32,6 @@ finish() {
 }
 trap finish EXIT
 
-
 img=$SCRATCH/img
 mkdir -p "$img"
 truncate -s 64M "$img/a.raw"

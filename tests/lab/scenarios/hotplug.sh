@@ -27,7 +27,6 @@ finish() {
 }
 trap finish EXIT
 
-
 [ -e /dev/net/tun ] || modprobe tun || true
 [ -e /dev/net/tun ] || fail "no /dev/net/tun in the lab"
 ip link add xenbr-hp type bridge

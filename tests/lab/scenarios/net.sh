@@ -34,7 +34,6 @@ finish() {
 }
 trap finish EXIT
 
-
 # The lab's kernel has TUN/TAP as a module; its device node appears once loaded.
 [ -e /dev/net/tun ] || modprobe tun || true
 [ -e /dev/net/tun ] || fail "no /dev/net/tun in the lab"

@@ -29,7 +29,6 @@ finish() {
 }
 trap finish EXIT
 
-
 # boot DOMID NAME: start rxen-domain on a config.json like xl writes it.
 boot() {
     start_domain "$1" "$2" "$RXEN_INITRD_PVH_BOOT" "console=hvc0 earlyprintk=xen"
