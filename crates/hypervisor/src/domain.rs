@@ -675,8 +675,15 @@ impl Domain {
     }
 }
 
+/// Writes a runtime file whole or not at all (a temporary file renamed over
+/// it): the toolstack reads `shutdown` the moment the process ends and must
+/// never see it empty (an empty reason reads as a crash).
 fn write_file(path: &Path, text: &str) -> Result<(), DomainError> {
-    std::fs::write(path, text).map_err(|e| DomainError::RuntimeFile(path.to_owned(), e))
+    let err = |e| DomainError::RuntimeFile(path.to_owned(), e);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 fn bind(path: &Path) -> Result<UnixListener, DomainError> {

@@ -54,8 +54,15 @@ struct Domain {
 impl Domain {
     fn shutdown(&self, reason: &str) -> ! {
         // As rxen-domain does: the guest's CPU time (a fixed 2.5 s here), then the reason.
-        let _ = std::fs::write(self.dir.join("cpu_time_ns"), "2500000000\n");
-        let _ = std::fs::write(self.dir.join("shutdown"), format!("{reason}\n"));
+        // Whole or not at all, as rxen-domain writes them: xl reads `shutdown` the
+        // moment it appears, and an empty one reads as a crash.
+        let _ = std::fs::write(self.dir.join("cpu_time_ns.tmp"), "2500000000\n");
+        let _ = std::fs::rename(
+            self.dir.join("cpu_time_ns.tmp"),
+            self.dir.join("cpu_time_ns"),
+        );
+        let _ = std::fs::write(self.dir.join("shutdown.tmp"), format!("{reason}\n"));
+        let _ = std::fs::rename(self.dir.join("shutdown.tmp"), self.dir.join("shutdown"));
         eprintln!("fake-domain {}: shutdown {reason}", self.domid);
         std::process::exit(0);
     }
